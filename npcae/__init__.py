@@ -1,0 +1,30 @@
+"""npcae: contractive and other autoencoders in pure NumPy.
+
+Every layer has a hand-written forward and backward pass, every gradient is
+checked against finite differences, and the contractive penalty's gradient
+is derived in closed form (``docs/derivations.md``). Importing npcae imports
+numpy only.
+"""
+from . import activations, layers, losses, optim, penalties
+from .models import BaseAutoencoder, ContractiveAutoencoder, NotFittedError
+from .training import TrainingDivergedError
+
+__version__ = "0.1.0"
+
+__all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
+           "analysis", "io", "BaseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
+           "TrainingDivergedError", "load", "__version__"]
+
+
+def load(path):
+    """Load a model saved with ``model.save(path)`` (no pickle; see :mod:`npcae.io`)."""
+    from .io import load_model
+    return load_model(path)
+
+
+def __getattr__(name):
+    # submodules that are heavier or optional load on first use
+    if name in ("gradcheck", "datasets", "analysis", "io", "plotting"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'npcae' has no attribute {name!r}")

@@ -1,0 +1,316 @@
+"""Layers with hand-written forward and backward passes.
+
+The protocol (CS231n / micrograd style)::
+
+    y = module.forward(x)          # caches what backward needs
+    dx = module.backward(dy)       # returns dL/dx and ADDS dL/dparam into module.grads
+
+``params`` and ``grads`` are dicts with the same keys and shapes. Gradients
+accumulate (``+=``) so a weight used twice (tied or shared) receives every
+contribution; call :meth:`Module.zero_grad` before each new backward pass.
+
+Shapes are ``(n_samples, n_features)`` throughout. Derivations:
+``docs/derivations.md#dense-layer``, ``#activation-layer``, ``#sequential``.
+"""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from ._validation import as_float_array, check_random_state
+from .activations import get_activation
+
+__all__ = ["Module", "Dense", "Activation", "Sequential", "init_weights", "INITIALIZERS"]
+
+
+class Module:
+    """Base class of every layer.
+
+    Attributes
+    ----------
+    params : dict of str -> ndarray
+        Trainable arrays; optimisers update them in place.
+    grads : dict of str -> ndarray
+        Gradients of the loss with respect to ``params``, same keys and shapes.
+    training : bool
+        Train (True) or eval (False) mode; layers whose behaviour differs
+        (noise, dropout) read it.
+    """
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.training = True
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def zero_grad(self):
+        """Set every gradient to zero (in place, keeping the arrays)."""
+        for name, p in self.params.items():
+            g = self.grads.get(name)
+            if g is None or g.shape != p.shape or g.dtype != p.dtype:
+                self.grads[name] = np.zeros_like(p)
+            else:
+                g.fill(0)
+
+    def train(self, mode=True):
+        """Set train mode (``mode=True``) or eval mode; returns self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Set eval mode; returns self."""
+        return self.train(False)
+
+    def _require_cache(self, attr):
+        value = getattr(self, attr, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward(); "
+                               f"run forward(x) first so the layer can cache its inputs.")
+        return value
+
+
+# ----------------------------------------------------------------------------- init
+def _glorot_uniform(rng, n_in, n_out):
+    limit = np.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-limit, limit, size=(n_in, n_out))
+
+
+def _glorot_normal(rng, n_in, n_out):
+    return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=(n_in, n_out))
+
+
+def _he_normal(rng, n_in, n_out):
+    return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+
+
+def _he_uniform(rng, n_in, n_out):
+    limit = np.sqrt(6.0 / n_in)
+    return rng.uniform(-limit, limit, size=(n_in, n_out))
+
+
+def _sigmoid_uniform(rng, n_in, n_out):
+    # Glorot & Bengio (2010): 4x the Glorot range suits sigmoid units.
+    return 4.0 * _glorot_uniform(rng, n_in, n_out)
+
+
+def _normal(rng, n_in, n_out):
+    return rng.normal(0.0, 0.01, size=(n_in, n_out))
+
+
+def _zeros(rng, n_in, n_out):
+    return np.zeros((n_in, n_out))
+
+
+INITIALIZERS = {"glorot_uniform": _glorot_uniform, "xavier_uniform": _glorot_uniform,
+                "glorot_normal": _glorot_normal, "xavier_normal": _glorot_normal,
+                "he_normal": _he_normal, "he_uniform": _he_uniform,
+                "sigmoid_uniform": _sigmoid_uniform, "normal": _normal, "zeros": _zeros}
+
+
+def init_weights(init, n_in, n_out, rng, dtype=np.float64):
+    """Return an ``(n_in, n_out)`` weight matrix drawn by the named scheme.
+
+    ``glorot_uniform``/``xavier_uniform``: U(-l, l), l = sqrt(6 / (n_in + n_out));
+    ``glorot_normal``: N(0, 2 / (n_in + n_out)); ``he_normal``: N(0, 2 / n_in);
+    ``he_uniform``: U(-sqrt(6 / n_in), ...); ``sigmoid_uniform``: 4x glorot_uniform;
+    ``normal``: N(0, 0.01^2); ``zeros``.
+    """
+    if init not in INITIALIZERS:
+        raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}.")
+    return INITIALIZERS[init](check_random_state(rng), n_in, n_out).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- Dense
+class Dense(Module):
+    r"""Affine layer :math:`y = x W + b`.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths. ``W`` has shape ``(n_in, n_out)``, ``b`` ``(n_out,)``.
+    init : str
+        Weight initialiser (see :func:`init_weights`); biases start at zero.
+    seed : int, Generator or None
+        Source of the initial weights.
+    dtype : float dtype
+        Parameter dtype (float64 for gradient checks, float32 for speed).
+
+    Notes
+    -----
+    Backward (``docs/derivations.md#dense-layer``), with ``G = dL/dy`` of shape
+    ``(n, n_out)``::
+
+        grad_W += x.T @ G          # (n_in, n_out)
+        grad_b += G.sum(axis=0)    # (n_out,)
+        grad_x  = G @ W.T          # (n, n_in)
+    """
+
+    def __init__(self, n_in, n_out, init="glorot_uniform", seed=None, dtype=np.float64):
+        super().__init__()
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        if self.n_in < 1 or self.n_out < 1:
+            raise ValueError(f"Dense needs n_in >= 1 and n_out >= 1; got {n_in}, {n_out}.")
+        rng = check_random_state(seed)
+        self.params["W"] = init_weights(init, self.n_in, self.n_out, rng, dtype)
+        self.params["b"] = np.zeros(self.n_out, dtype=dtype)
+        self.zero_grad()
+        self.x = None
+
+    def forward(self, x):
+        x = as_float_array(x, "Dense input", ndim=2)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"Dense layer expects input of shape (n_samples, {self.n_in}); "
+                             f"got {x.shape}.")
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, grad_out):
+        x = self._require_cache("x")
+        grad_out = np.asarray(grad_out)
+        if grad_out.shape != (x.shape[0], self.n_out):
+            raise ValueError(f"Dense.backward expects grad_out of shape "
+                             f"{(x.shape[0], self.n_out)} (the output's shape); got "
+                             f"{grad_out.shape}.")
+        self.grads["W"] += x.T @ grad_out
+        self.grads["b"] += grad_out.sum(axis=0)
+        return grad_out @ self.params["W"].T
+
+    def __repr__(self):
+        return f"Dense({self.n_in}, {self.n_out})"
+
+
+# ------------------------------------------------------------------------ Activation
+class Activation(Module):
+    r"""Elementwise nonlinearity :math:`h = \phi(a)` as a layer (no parameters).
+
+    Backward (``docs/derivations.md#activation-layer``): ``grad_a = grad_h * phi'(a)``.
+    """
+
+    def __init__(self, activation="sigmoid", **kwargs):
+        super().__init__()
+        self.activation = get_activation(activation, **kwargs)
+        self.pre_activation = None
+        self.output = None
+
+    def forward(self, x):
+        x = as_float_array(x, "Activation input", allow_empty=True)
+        self.pre_activation = x
+        self.output = self.activation.value(x)
+        return self.output
+
+    def backward(self, grad_out):
+        a = self._require_cache("pre_activation")
+        grad_out = np.asarray(grad_out)
+        if grad_out.shape != a.shape:
+            raise ValueError(f"Activation.backward expects grad_out of shape {a.shape}; "
+                             f"got {grad_out.shape}.")
+        return grad_out * self.activation.derivative(a, self.output)
+
+    def __repr__(self):
+        return f"Activation({self.activation!r})"
+
+
+# ------------------------------------------------------------------------ Sequential
+class _NamespacedDict(MutableMapping):
+    """``"<index>.<name>"`` view over the children's ``params`` or ``grads`` dicts.
+
+    Reading and assigning both go through to the child, so ``seq.params["0.W"] = W``
+    really replaces the first layer's weights.
+    """
+
+    def __init__(self, modules, attr):
+        self._modules, self._attr = modules, attr
+
+    def _split(self, key):
+        idx, _, name = key.partition(".")
+        try:
+            module = self._modules[int(idx)]
+        except (ValueError, IndexError):
+            raise KeyError(key) from None
+        store = getattr(module, self._attr)
+        return store, name
+
+    def __getitem__(self, key):
+        store, name = self._split(key)
+        return store[name]
+
+    def __setitem__(self, key, value):
+        store, name = self._split(key)
+        if name not in store:
+            raise KeyError(key)
+        value = np.asarray(value)
+        if value.shape != store[name].shape:
+            raise ValueError(f"{key} must have shape {store[name].shape}; got {value.shape}.")
+        store[name] = value
+
+    def __delitem__(self, key):
+        raise TypeError("parameters of a Sequential cannot be deleted")
+
+    def __iter__(self):
+        for i, m in enumerate(self._modules):
+            for name in getattr(m, self._attr):
+                yield f"{i}.{name}"
+
+    def __len__(self):
+        return sum(len(getattr(m, self._attr)) for m in self._modules)
+
+
+class Sequential(Module):
+    """Compose modules: ``forward`` runs them in order, ``backward`` in reverse.
+
+    Parameter names are ``"<index>.<name>"`` (``"0.W"``, ``"0.b"``, ...).
+    Backward is the chain rule (``docs/derivations.md#sequential``)::
+
+        g = grad_out
+        for m in reversed(modules): g = m.backward(g)
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
+            modules = tuple(modules[0])
+        for m in modules:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential takes Module instances; got {type(m).__name__}.")
+        self.modules = list(modules)
+        self.params = _NamespacedDict(self.modules, "params")
+        self.grads = _NamespacedDict(self.modules, "grads")
+
+    def forward(self, x):
+        for m in self.modules:
+            x = m.forward(x)
+        return x
+
+    def backward(self, grad_out):
+        for m in reversed(self.modules):
+            grad_out = m.backward(grad_out)
+        return grad_out
+
+    def zero_grad(self):
+        for m in self.modules:
+            m.zero_grad()
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for m in self.modules:
+            m.train(mode)
+        return self
+
+    def __getitem__(self, i):
+        return self.modules[i]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __repr__(self):
+        inner = ", ".join(repr(m) for m in self.modules)
+        return f"Sequential({inner})"

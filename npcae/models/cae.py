@@ -1,0 +1,259 @@
+r"""The Contractive Auto-Encoder (Rifai, Vincent, Muller, Glorot & Bengio, ICML 2011).
+
+Encoder and decoder, with ``W`` of shape ``(d, k)``::
+
+    h = phi(a),  a = x W + b                  (encoder, k hidden units)
+    r = psi(z),  z = h W_dec + c              (decoder; tied: W_dec = W^T)
+
+Objective on a batch of n samples (the library's one convention)::
+
+    L = (1/n) sum_n [ loss(x_n, r_n) + lam * ||J_f(x_n)||_F^2 ],
+    J_f(x) = dh/dx = diag(phi'(a)) W^T,   ||J_f||_F^2 = sum_j phi'(a_j)^2 sum_i W_ij^2
+
+Tied weights are the default: with untied weights the encoder can shrink
+``W`` to make the penalty vanish while the decoder scales back up. The whole
+backward pass is derived in ``docs/derivations.md#cae-backward``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..activations import Identity, Sigmoid, get_activation
+from ..losses import bce_with_logits_into, get_loss
+from ..penalties import contractive_terms
+from .base import BaseAutoencoder
+
+__all__ = ["ContractiveAutoencoder"]
+
+_DEFAULT_INIT = {"sigmoid": "sigmoid_uniform", "tanh": "glorot_uniform", "relu": "he_uniform",
+                 "leaky_relu": "he_uniform", "softplus": "glorot_uniform",
+                 "identity": "glorot_uniform"}
+
+
+class ContractiveAutoencoder(BaseAutoencoder):
+    r"""One-hidden-layer contractive autoencoder with a closed-form penalty.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden units ``k``.
+    lam : float
+        Weight of the contractive penalty :math:`\lambda \ge 0` (``0`` gives a
+        plain autoencoder with the same code path).
+    activation : str or ActivationFunction
+        Encoder nonlinearity ``phi``: any elementwise activation with first and
+        second derivatives ("sigmoid", "tanh", "softplus", "relu", ...).
+    output_activation : str
+        Decoder nonlinearity ``psi``: "sigmoid" (with ``loss="bce"``) or
+        "identity" (with ``loss="mse"``), or any pairing that makes sense.
+    loss : {"bce", "mse", "kl", "cosine"}
+        Reconstruction loss, summed over features. "bce" with a sigmoid
+        decoder is computed from the logits (exact and stable) and needs
+        ``X`` in [0, 1].
+    tied : bool
+        ``W_dec = W.T`` (default) or a separate ``W_dec`` of shape ``(k, d)``.
+    optimizer : None, str, dict or Optimizer
+        Default ``Adam(lr=1e-3)``. An instance is copied, never mutated.
+    batch_size, epochs : int
+    seed : int or None
+        Seeds the initial weights and the minibatch order: same seed and data
+        give identical parameters.
+    dtype : float32 (default) or float64
+        Parameter and computation dtype. Use float64 to check gradients.
+    init : str
+        Weight initialiser; "auto" picks 4x Glorot-uniform for sigmoid, He for
+        relu, Glorot otherwise (see :func:`npcae.layers.init_weights`).
+    early_stopping : int or None
+        Patience in epochs on the validation loss (needs ``validation_data``);
+        the best parameters are restored at the end.
+    verbose : int
+        0 silent, 1 one line per epoch.
+    warm_start : bool
+        Continue from the current parameters and optimizer state on the next ``fit``.
+
+    Attributes
+    ----------
+    params : dict
+        ``W`` (d, k), ``b`` (k,), ``c`` (d,), and ``W_dec`` (k, d) when untied.
+    history_ : dict of lists
+        Per-epoch ``reconstruction``, ``contractive``, ``total`` (and ``val_*``),
+        ``samples_per_s``.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, npcae
+    >>> X, _ = npcae.datasets.make_digits(500, seed=0)
+    >>> cae = npcae.ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=2, seed=0, verbose=0)
+    >>> codes = cae.fit(X).transform(X)
+    >>> codes.shape
+    (500, 32)
+    """
+
+    def __init__(self, n_hidden=64, lam=0.1, activation="sigmoid", output_activation="sigmoid",
+                 loss="bce", tied=True, optimizer=None, batch_size=100, epochs=10, seed=None,
+                 dtype=np.float32, init="auto", early_stopping=None, verbose=1,
+                 warm_start=False):
+        self.n_hidden = n_hidden
+        self.lam = lam
+        self.activation = activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.tied = tied
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.seed = seed
+        self.dtype = dtype
+        self.init = init
+        self.early_stopping = early_stopping
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- configuration -----------------------------------------------------------------
+    @property
+    def _phi(self):
+        return get_activation(self.activation)
+
+    @property
+    def _psi(self):
+        return get_activation(self.output_activation)
+
+    def _check_hyperparameters(self):
+        super()._check_hyperparameters()
+        from .._validation import check_positive_int
+        check_positive_int(self.n_hidden, "n_hidden")
+        lam = float(self.lam)
+        if not np.isfinite(lam) or lam < 0:
+            raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}.")
+        get_activation(self.activation), get_activation(self.output_activation)
+        get_loss(self.loss)
+        if self.loss == "bce" and not isinstance(self._psi, Sigmoid):
+            raise ValueError(f"loss='bce' needs output_activation='sigmoid' (got "
+                             f"{self.output_activation!r}); for a linear decoder use "
+                             f"loss='mse'.")
+
+    def _requires_unit_interval(self):
+        return self.loss == "bce"
+
+    def _n_codes(self):
+        return int(self.n_hidden)
+
+    def _param_shapes(self, n_features):
+        d, k = int(n_features), int(self.n_hidden)
+        init = self.init
+        if init == "auto":
+            init = _DEFAULT_INIT.get(self._phi.name, "glorot_uniform")
+        shapes = {"W": ((d, k), init), "b": ((k,), None), "c": ((d,), None)}
+        if not self.tied:
+            shapes["W_dec"] = ((k, d), init)
+        return shapes
+
+    def _decoder_weights(self):
+        return self.params["W"].T if self.tied else self.params["W_dec"]
+
+    # -- encoder / decoder --------------------------------------------------------------
+    def _encode(self, X):
+        return self._phi.value(X @ self.params["W"] + self.params["b"])
+
+    def _decode(self, H):
+        return self._psi.value(H @ self._decoder_weights() + self.params["c"])
+
+    def jacobian(self, X):
+        """Encoder Jacobians ``J_f(x_n) = diag(phi'(a_n)) W^T``, shape ``(n, k, d)``.
+
+        Memory is ``n * k * d`` floats: batch it for large inputs (see
+        :func:`npcae.analysis.jacobian_spectrum`).
+        """
+        d1 = self._encoder_derivative(self._ready(X))
+        return d1[:, :, None] * self.params["W"].T[None, :, :]
+
+    def jacobian_norm(self, X):
+        r"""Frobenius norms :math:`\|J_f(x_n)\|_F`, shape ``(n,)``, without forming ``J``."""
+        d1 = self._encoder_derivative(self._ready(X))
+        W = self.params["W"]
+        return np.sqrt((d1 * d1) @ np.einsum("ij,ij->j", W, W))
+
+    def _encoder_derivative(self, X):
+        A = X @ self.params["W"] + self.params["b"]
+        return self._phi.derivative(A, self._phi.value(A))
+
+    # -- the objective ------------------------------------------------------------------
+    def _objective(self, X, grads, ws):
+        """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
+
+        Each line is one line of ``docs/derivations.md#cae-backward``. Scratch
+        arrays come from the Workspace ``ws`` so training allocates nothing
+        large per step.
+        """
+        p = self.params
+        W, b, c = p["W"], p["b"], p["c"]
+        W_dec = self._decoder_weights()                         # (k, d)
+        phi, lam = self._phi, float(self.lam)
+        n, d = X.shape
+        k = W.shape[1]
+        dt = X.dtype
+
+        # ---- forward: encoder
+        A = np.matmul(X, W, out=ws.get("A", (n, k), dt))
+        A += b                                                  # A = X W + b        (n, k)
+        H = phi.value(A, out=ws.get("H", (n, k), dt))           # H = phi(A)         (n, k)
+        # ---- forward: decoder and reconstruction loss
+        Z = np.matmul(H, W_dec, out=ws.get("Z", (n, d), dt))
+        Z += c                                                  # Z = H W_dec + c    (n, d)
+        G_Z = ws.get("G_Z", (n, d), dt)
+        rec = self._reconstruction(Z, X, G_Z, ws)               # G_Z = dL_rec/dZ    (n, d)
+        # ---- contractive penalty (closed form)
+        D1 = phi.derivative(A, H)                               # phi'(A)            (n, k)
+        D2 = phi.second_derivative(A, H)                        # phi''(A)           (n, k)
+        pen, G_A_pen, w_scale = contractive_terms(W, D1, D2)
+        total = rec + lam * pen
+        terms = {"reconstruction": rec, "contractive": pen, "total": total}
+        if grads is None:
+            return total, terms
+
+        # ---- backward: decoder
+        np.sum(G_Z, axis=0, out=grads["c"])                     # dL/dc = sum_n G_Z
+        G_A = np.matmul(G_Z, W_dec.T, out=ws.get("G_A", (n, k), dt))  # dL/dH = G_Z W_dec^T
+        # ---- backward: encoder nonlinearity, plus the penalty at the pre-activation
+        G_A *= D1                                               # dL/dA = dL/dH * phi'(A)
+        if lam:
+            G_A += lam * G_A_pen                                #       + lam dP/dA
+        np.sum(G_A, axis=0, out=grads["b"])                     # dL/db = sum_n dL/dA
+        np.matmul(X.T, G_A, out=grads["W"])                     # dL/dW = X^T dL/dA
+        scratch_dk = ws.get("dk", (d, k), dt)
+        if lam:
+            np.multiply(W, lam * w_scale, out=scratch_dk)
+            grads["W"] += scratch_dk                            #       + lam W * w_scale
+        if self.tied:
+            np.matmul(G_Z.T, H, out=scratch_dk)                 # decoder use of W: (H^T G_Z)^T
+            grads["W"] += scratch_dk
+        else:
+            np.matmul(H.T, G_Z, out=grads["W_dec"])             # dL/dW_dec = H^T G_Z
+        return total, terms
+
+    def _reconstruction(self, Z, X, G_Z, ws):
+        """Reconstruction loss from decoder pre-activations ``Z``; writes dL/dZ into ``G_Z``."""
+        n = X.shape[0]
+        psi = self._psi
+        if self.loss == "bce" and isinstance(psi, Sigmoid):
+            # fused, from the logits: exact for any Z (docs/derivations.md#losses)
+            return bce_with_logits_into(Z, X, G_Z, ws.get("e", Z.shape, Z.dtype),
+                                        ws.get("t", Z.shape, Z.dtype),
+                                        ws.get("neg", Z.shape, bool))
+        if self.loss == "mse" and isinstance(psi, Identity):
+            np.subtract(Z, X, out=G_Z)                          # R - X with R = Z
+            value = float(np.vdot(G_Z, G_Z)) / n                # (1/n) sum (R - X)^2
+            G_Z *= 2.0 / n                                      # dL/dZ = 2 (R - X) / n
+            return value
+        # any other pairing: chain rule through psi
+        R = psi.value(Z)
+        value, G_R = get_loss(self.loss)(R, X)                  # dL/dR
+        np.multiply(G_R, psi.derivative(Z, R), out=G_Z)         # dL/dZ = dL/dR * psi'(Z)
+        return value
+
+    # convenience for users checking the closed form
+    def contractive_penalty(self, X):
+        """Mean ``||J_f(x)||_F^2`` over ``X`` (the penalty term without ``lam``)."""
+        return self.loss_terms(X)["contractive"]
+

@@ -1,0 +1,169 @@
+"""The training loop shared by every model.
+
+:func:`fit_loop` runs minibatch training of any :class:`~npcae.models.base.BaseAutoencoder`:
+reshuffled minibatches each epoch from a seeded Generator, a per-epoch history
+of every loss term (and of the validation loss), one progress line per epoch,
+early stopping on the validation loss, and NaN/Inf detection that stops with
+a clear error and leaves the last finite parameters in place.
+
+The hot loop reuses its buffers (the minibatch, the gradients and the
+model's scratch arrays) instead of allocating per step.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from .models.base import Workspace
+
+__all__ = ["fit_loop", "TrainingDivergedError", "iterate_minibatches"]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a gradient became NaN or infinite during training.
+
+    The model keeps the last parameters that were finite (the update that
+    would have produced non-finite values is not applied). Typical fixes: a
+    smaller learning rate, a smaller ``lam``, or inputs scaled to [0, 1].
+    """
+
+
+def iterate_minibatches(n_samples, batch_size, rng):
+    """Yield index arrays of a fresh random permutation, ``batch_size`` at a time.
+
+    The last batch holds the remainder (never dropped), so every sample is
+    seen once per epoch.
+    """
+    perm = rng.permutation(n_samples)
+    for start in range(0, n_samples, batch_size):
+        yield perm[start:start + batch_size]
+
+
+def _all_finite(grads):
+    # one reduction per array: sum() is NaN/Inf iff some entry is (or it overflows)
+    return all(math.isfinite(float(g.sum())) for g in grads.values())
+
+
+def _format_eta(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_stopping=None,
+             verbose=1, history=None, stream=None):
+    """Train ``model`` on ``X`` in place; returns the history dict.
+
+    Parameters
+    ----------
+    model : BaseAutoencoder
+        Must already have its parameters (``model.initialize``).
+    X : ndarray, shape (n_samples, n_features)
+        Validated training data in the model's dtype.
+    optimizer : Optimizer
+        Updates ``model.params`` in place from the gradients.
+    epochs, batch_size : int
+    rng : numpy.random.Generator
+        Source of the minibatch order.
+    X_val : ndarray, optional
+        Validation data, evaluated (objective terms) after every epoch.
+    early_stopping : int or None
+        Stop when the validation total has not improved for this many epochs;
+        the best parameters are restored.
+    verbose : int
+        0: silent; 1: one line per epoch (to ``stream``, default stdout).
+    history : dict or None
+        Appended to (so ``warm_start`` continues the same history).
+
+    Raises
+    ------
+    TrainingDivergedError
+        On a non-finite loss or gradient; the parameters are the last finite ones.
+    """
+    stream = sys.stdout if stream is None else stream
+    history = {} if history is None else history
+    params = model.params
+    n, d = X.shape
+    batch_size = min(int(batch_size), n)
+    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    ws = Workspace()
+    batch_buffer = np.empty((batch_size, d), dtype=X.dtype)
+    if early_stopping is not None and X_val is None:
+        raise ValueError("early_stopping needs validation_data to monitor.")
+    best = (math.inf, None, 0)          # (val total, params copy, epoch)
+    start_epoch = len(history.get("total", []))
+    t_start = time.perf_counter()
+
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        epoch_start_params = {k: v.copy() for k, v in params.items()}
+        sums = {}
+        for step, idx in enumerate(iterate_minibatches(n, batch_size, rng)):
+            Xb = batch_buffer[:len(idx)]
+            np.take(X, idx, axis=0, out=Xb)
+            total, terms = model._objective(Xb, grads, ws)
+            if not math.isfinite(total) or not _all_finite(grads):
+                _restore_finite(params, epoch_start_params)
+                bad = "loss" if not math.isfinite(total) else "gradient"
+                raise TrainingDivergedError(
+                    f"the {bad} became non-finite (loss={total!r}) at epoch "
+                    f"{start_epoch + epoch + 1}, step {step + 1}; training stopped and the "
+                    f"last finite parameters were kept. Try a smaller learning rate or lam, "
+                    f"or check that the inputs are scaled (e.g. to [0, 1]).")
+            optimizer.step(params, grads)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value * len(idx)
+        elapsed = time.perf_counter() - t0
+        for key, value in sums.items():
+            history.setdefault(key, []).append(value / n)
+        history.setdefault("samples_per_s", []).append(n / elapsed if elapsed > 0 else math.inf)
+        history.setdefault("epoch_time_s", []).append(elapsed)
+
+        if X_val is not None:
+            val_terms = model.loss_terms(X_val)
+            for key, value in val_terms.items():
+                history.setdefault(f"val_{key}", []).append(value)
+            val_total = val_terms["total"]
+            if not math.isfinite(val_total):
+                raise TrainingDivergedError(f"validation loss is {val_total!r} after epoch "
+                                            f"{start_epoch + epoch + 1}.")
+            if val_total < best[0]:
+                best = (val_total, {k: v.copy() for k, v in params.items()}, epoch)
+
+        if verbose:
+            _print_epoch(stream, start_epoch + epoch + 1, start_epoch + epochs, history,
+                         elapsed, (time.perf_counter() - t_start) / (epoch + 1)
+                         * (epochs - epoch - 1))
+        if early_stopping is not None and epoch - best[2] >= int(early_stopping):
+            if verbose:
+                print(f"early stopping: no validation improvement for {early_stopping} "
+                      f"epochs; restoring epoch {start_epoch + best[2] + 1}.", file=stream)
+            break
+    if early_stopping is not None and best[1] is not None:
+        for k, v in best[1].items():
+            params[k][...] = v
+        history["best_epoch"] = start_epoch + best[2] + 1
+    return history
+
+
+def _restore_finite(params, fallback):
+    """Keep the current parameters if all finite, else restore ``fallback``."""
+    if all(np.isfinite(p).all() for p in params.values()):
+        return
+    for k, v in fallback.items():
+        params[k][...] = v
+
+
+def _print_epoch(stream, epoch, epochs, history, elapsed, eta):
+    keys = [k for k in history if not k.startswith("val_")
+            and k not in ("samples_per_s", "epoch_time_s", "best_epoch")]
+    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
+    parts += [f"{k} {history[k][-1]:.4g}" for k in keys]
+    if "val_total" in history:
+        parts.append(f"val_total {history['val_total'][-1]:.4g}")
+    parts.append(f"{history['samples_per_s'][-1]:,.0f} samples/s")
+    parts.append(f"{elapsed:.1f}s")
+    parts.append(f"ETA {_format_eta(eta)}")
+    print("  ".join(parts), file=stream, flush=True)
