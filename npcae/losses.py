@@ -82,31 +82,27 @@ def bce_with_logits(logits, target):
     logits, target = _pair(logits, target)
     check_in_unit_interval(target, "target")
     grad = np.empty_like(logits)
-    value = bce_with_logits_into(logits, target, grad, np.empty_like(logits),
-                                 np.empty_like(logits), np.empty(logits.shape, dtype=bool))
+    value = bce_with_logits_into(logits, target, grad, np.empty_like(logits))
     return value, grad
 
 
-def bce_with_logits_into(z, x, grad, e, tmp, negative):
+def bce_with_logits_into(z, x, grad, scratch):
     """Allocation-free core of :func:`bce_with_logits` (no validation; used in training).
 
-    Writes ``dL/dz`` into ``grad`` and returns the value. ``e`` and ``tmp`` are
-    float scratch arrays shaped like ``z``; ``negative`` a bool one.
+    Writes ``dL/dz`` into ``grad`` and returns the value; ``scratch`` is a float
+    array shaped like ``z``. The sum of ``max(z, 0)`` is taken as
+    ``(sum z + sum |z|) / 2`` and the sum of ``x z`` as a dot product, so no pass
+    needs a mask.
     """
     n = z.shape[0]
-    np.abs(z, out=e)
-    np.negative(e, out=e)
-    np.exp(e, out=e)                                    # e = exp(-|z|), in (0, 1]
-    np.log1p(e, out=tmp)                                # log(1 + exp(-|z|))
-    np.maximum(z, 0.0, out=grad)
-    tmp += grad                                         # softplus(z) = max(z, 0) + log1p(e)
-    np.multiply(x, z, out=grad)
-    tmp -= grad                                         # softplus(z) - x z
-    value = float(tmp.sum()) / n
-    np.add(e, 1.0, out=grad)
-    np.reciprocal(grad, out=grad)                       # 1 / (1 + e) = sigma(|z|)
-    np.less(z, 0.0, out=negative)
-    np.multiply(grad, e, out=grad, where=negative)      # e / (1 + e) = sigma(z) where z < 0
+    np.abs(z, out=scratch)
+    sum_abs = float(scratch.sum())                      # sum |z|
+    np.negative(scratch, out=scratch)
+    np.exp(scratch, out=scratch)                        # exp(-|z|), in (0, 1]
+    np.log1p(scratch, out=scratch)                      # log(1 + exp(-|z|))
+    sum_softplus = float(scratch.sum()) + 0.5 * (float(z.sum()) + sum_abs)
+    value = (sum_softplus - float(np.vdot(x, z))) / n   # (1/n) sum [softplus(z) - x z]
+    sigmoid.value(z, out=grad)                          # sigma(z)
     grad -= x
     grad *= 1.0 / n                                     # (sigma(z) - x) / n
     return value

@@ -176,21 +176,22 @@ class Adam(Optimizer):
         t = state["t"]
         g = self._decay(p, g, tmp)
         b1, b2 = self.beta1, self.beta2
-        m *= b1
-        np.multiply(g, 1.0 - b1, out=tmp)
+        np.subtract(g, m, out=tmp)
+        tmp *= 1.0 - b1
         m += tmp                                         # m = b1 m + (1 - b1) g
-        v *= b2
         np.multiply(g, g, out=tmp)
+        np.subtract(tmp, v, out=tmp)
         tmp *= 1.0 - b2
         v += tmp                                         # v = b2 v + (1 - b2) g^2
+        # lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / bias1, v_hat = v / bias2,
+        # rewritten as step * m / (sqrt(v) + eps * sqrt(bias2)) to save two passes
         bias1 = 1.0 - b1 ** t
-        bias2 = 1.0 - b2 ** t
+        root_bias2 = (1.0 - b2 ** t) ** 0.5
         np.sqrt(v, out=tmp)
-        tmp *= bias2 ** -0.5                            # sqrt(v_hat) = sqrt(v / bias2)
-        tmp += self.eps                                  # sqrt(v_hat) + eps
-        np.divide(m, tmp, out=tmp)                       # m / (sqrt(v_hat) + eps)
-        tmp *= self.lr / bias1                           # lr * m_hat / (...)
-        p -= tmp
+        tmp += self.eps * root_bias2                     # sqrt(bias2) (sqrt(v_hat) + eps)
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr * root_bias2 / bias1
+        p -= tmp                                         # p -= lr m_hat / (sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):

@@ -42,8 +42,9 @@ def contractive_terms(W, d1, d2):
 
     Returns
     -------
-    value : float
-        ``P = (1/n) sum_n sum_j d1[n, j]**2 * s[j]`` with ``s[j] = sum_i W[i, j]**2``.
+    value : numpy scalar
+        ``P = (1/n) sum_n sum_j d1[n, j]**2 * s[j]`` (complex when the inputs are,
+        so complex-step checks work through it) with ``s[j] = sum_i W[i, j]**2``.
     grad_pre_activation : ndarray, shape (n, k)
         ``dP/dA = (2/n) * d1 * d2 * s``.
     w_scale : ndarray, shape (k,)
@@ -55,7 +56,7 @@ def contractive_terms(W, d1, d2):
     n = d1.shape[0]
     col_sq_norms = np.einsum("ij,ij->j", W, W)            # s_j = sum_i W_ij^2       (k,)
     d1_sq = d1 * d1                                       # D^2                      (n, k)
-    value = float(np.sum(d1_sq @ col_sq_norms)) / n       # (1/n) sum_n sum_j D^2 s_j
+    value = np.sum(d1_sq @ col_sq_norms) / n              # (1/n) sum_n sum_j D^2 s_j
     grad_pre_activation = (2.0 / n) * (d1 * d2) * col_sq_norms   # (2/n) D DD s     (n, k)
     w_scale = (2.0 / n) * d1_sq.sum(axis=0)               # (2/n) sum_n D^2          (k,)
     return value, grad_pre_activation, w_scale
@@ -98,7 +99,7 @@ def contractive_penalty(X, W, b, activation="sigmoid"):
     _, _, _, d1, d2 = _encode_with_derivatives(X, W, b, activation)
     value, grad_a, w_scale = contractive_terms(W, d1, d2)
     grads = {"W": X.T @ grad_a + W * w_scale, "b": grad_a.sum(axis=0)}
-    return value, grads
+    return float(value), grads
 
 
 def encoder_jacobian(X, W, b, activation="sigmoid"):

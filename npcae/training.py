@@ -114,7 +114,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                     f"or check that the inputs are scaled (e.g. to [0, 1]).")
             optimizer.step(params, grads)
             for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + value * len(idx)
+                sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
         elapsed = time.perf_counter() - t0
         for key, value in sums.items():
             history.setdefault(key, []).append(value / n)

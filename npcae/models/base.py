@@ -25,6 +25,11 @@ from .._validation import (as_float_array, check_finite, check_in_unit_interval,
 __all__ = ["BaseAutoencoder", "Workspace", "NotFittedError"]
 
 
+def _scalar(value):
+    """A Python float (a Python complex during complex-step gradient checks)."""
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
+
 class NotFittedError(RuntimeError):
     """Raised when a model is used before ``fit`` (or before its parameters exist)."""
 
@@ -157,7 +162,7 @@ class BaseAutoencoder:
             if p.shape != shape:
                 raise ValueError(f"params[{name!r}] has shape {p.shape}; this model needs "
                                  f"{shape}.")
-            if p.dtype.kind != "f":
+            if p.dtype.kind not in "fc":   # complex only for complex-step gradient checks
                 raise TypeError(f"params[{name!r}] has dtype {p.dtype}; floats are required.")
             check_finite(p, f"params[{name!r}]")
 
@@ -209,15 +214,15 @@ class BaseAutoencoder:
         they are created from ``seed`` for ``X``'s feature count.
         """
         X = self._prepare_for_objective(X)
-        grads = {name: np.empty_like(np.asarray(p)) for name, p in self.params.items()}
+        grads = {name: np.empty(np.shape(p), dtype=X.dtype) for name, p in self.params.items()}
         total, _ = self._objective(X, grads, Workspace())
-        return total, grads
+        return _scalar(total), grads
 
     def loss_terms(self, X):
         """Dict of the objective's terms on ``X`` (e.g. reconstruction, contractive) and ``total``."""
         X = self._prepare_for_objective(X)
         _, terms = self._objective(X, None, Workspace())
-        return dict(terms)
+        return {key: _scalar(value) for key, value in terms.items()}
 
     def _prepare_for_objective(self, X):
         if not self.params or not hasattr(self, "n_features_in_"):
@@ -268,8 +273,11 @@ class BaseAutoencoder:
         else:
             for name, p in self.params.items():
                 self.params[name] = np.ascontiguousarray(p, dtype=self.dtype_)
+        # a warm-started fit continues the shuffle stream instead of replaying epoch 1's order
+        epochs_done = len(self.history_.get("total", []))
+        shuffle_rng = np.random.default_rng([*shuffle_seed.generate_state(2), epochs_done])
         fit_loop(self, X, optimizer=self.optimizer_, epochs=self.epochs,
-                 batch_size=self.batch_size, rng=np.random.default_rng(shuffle_seed),
+                 batch_size=self.batch_size, rng=shuffle_rng,
                  X_val=X_val, early_stopping=getattr(self, "early_stopping", None),
                  verbose=getattr(self, "verbose", 0), history=self.history_)
         return self

@@ -238,12 +238,11 @@ class ContractiveAutoencoder(BaseAutoencoder):
         psi = self._psi
         if self.loss == "bce" and isinstance(psi, Sigmoid):
             # fused, from the logits: exact for any Z (docs/derivations.md#losses)
-            return bce_with_logits_into(Z, X, G_Z, ws.get("e", Z.shape, Z.dtype),
-                                        ws.get("t", Z.shape, Z.dtype),
-                                        ws.get("neg", Z.shape, bool))
+            return bce_with_logits_into(Z, X, G_Z, ws.get("scratch", Z.shape, Z.dtype))
         if self.loss == "mse" and isinstance(psi, Identity):
             np.subtract(Z, X, out=G_Z)                          # R - X with R = Z
-            value = float(np.vdot(G_Z, G_Z)) / n                # (1/n) sum (R - X)^2
+            flat = G_Z.reshape(-1)
+            value = np.dot(flat, flat) / n                      # (1/n) sum (R - X)^2
             G_Z *= 2.0 / n                                      # dL/dZ = 2 (R - X) / n
             return value
         # any other pairing: chain rule through psi

@@ -1,0 +1,253 @@
+"""ContractiveAutoencoder: exact gradients of the training objective, the estimator API,
+behaviour (contraction, spectrum), determinism and input errors."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import npcae
+from npcae import ContractiveAutoencoder, NotFittedError
+from npcae.gradcheck import check_model, numerical_gradient
+from npcae.losses import bce, mse
+
+unit = st.floats(0.0, 1.0, allow_nan=False)
+CONFIGS = [("bce", "sigmoid"), ("mse", "identity"), ("mse", "sigmoid")]
+
+
+def make_model(n_hidden, lam, activation="sigmoid", loss="bce", output="sigmoid", tied=True,
+               seed=0, **kw):
+    return ContractiveAutoencoder(n_hidden=n_hidden, lam=lam, activation=activation,
+                                  output_activation=output, loss=loss, tied=tied, seed=seed,
+                                  dtype=np.float64, verbose=0, **kw)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softplus"])
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("loss,output", CONFIGS)
+@given(n=st.integers(1, 8), d=st.integers(1, 12), k=st.integers(1, 12),
+       lam=st.floats(0.0, 5.0), seed=st.integers(0, 2**16), data=st.data())
+def test_loss_and_grad_passes_gradcheck(activation, tied, loss, output, n, d, k, lam, seed,
+                                        data):
+    X = data.draw(arrays(np.float64, (n, d), elements=unit))
+    model = make_model(k, lam, activation, loss, output, tied, seed=seed).initialize(d)
+    result = check_model(model, X, method="richardson", rtol=1e-7)
+    assert result.passed, result.report()
+
+
+@given(n=st.integers(1, 6), d=st.integers(1, 10), k=st.integers(1, 8), data=st.data())
+def test_loss_and_grad_complex_step_exact(n, d, k, data):
+    # sigmoid encoder + linear decoder + MSE is real-analytic end to end
+    X = data.draw(arrays(np.float64, (n, d), elements=unit))
+    model = make_model(k, 0.7, "sigmoid", "mse", "identity", seed=1).initialize(d)
+    result = check_model(model, X, method="complex", rtol=1e-10)
+    assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("loss,output", CONFIGS)
+def test_loss_terms_equal_independent_formulas(loss, output, rng):
+    X = rng.random((9, 7))
+    model = make_model(4, 0.3, "tanh", loss, output).initialize(7)
+    terms = model.loss_terms(X)
+    R = model.reconstruct(X)
+    ref_rec = {"bce": bce, "mse": mse}[loss](R, X)[0]
+    J = model.jacobian(X)
+    ref_pen = np.mean(np.sum(J * J, axis=(1, 2)))
+    np.testing.assert_allclose(terms["reconstruction"], ref_rec, rtol=1e-10)
+    np.testing.assert_allclose(terms["contractive"], ref_pen, rtol=1e-10)
+    np.testing.assert_allclose(terms["total"], ref_rec + 0.3 * ref_pen, rtol=1e-10)
+    loss_value, _ = model.loss_and_grad(X)
+    assert loss_value == pytest.approx(terms["total"], rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softplus"])
+def test_jacobian_matches_numerical_jacobian_of_transform(activation, rng):
+    X = rng.random((3, 5))
+    model = make_model(4, 0.1, activation).initialize(5)
+    J = model.jacobian(X)
+    for n in range(3):
+        for j in range(4):
+            num = numerical_gradient(lambda x: model.transform(x[None])[0, j], X[n].copy(),
+                                     method="richardson")
+            np.testing.assert_allclose(J[n, j], num, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(model.jacobian_norm(X), np.sqrt(np.sum(J**2, axis=(1, 2))),
+                               rtol=1e-12)
+
+
+def test_params_can_be_assigned_before_loss_and_grad(rng):
+    d, k = 6, 3
+    W, b, c = rng.normal(size=(d, k)), rng.normal(size=k), rng.normal(size=d)
+    model = make_model(k, 0.5)
+    model.params["W"], model.params["b"], model.params["c"] = W, b, c
+    X = rng.random((4, d))
+    value, grads = model.loss_and_grad(X)
+    assert model.params["W"] is W                    # kept, not re-drawn
+    A = X @ W + b
+    H = 1 / (1 + np.exp(-A))
+    R = 1 / (1 + np.exp(-(H @ W.T + c)))
+    rec = -np.sum(X * np.log(R) + (1 - X) * np.log(1 - R)) / 4
+    pen = np.sum((H * (1 - H)) ** 2 @ np.sum(W**2, axis=0)) / 4
+    assert value == pytest.approx(rec + 0.5 * pen, rel=1e-10)
+    assert set(grads) == {"W", "b", "c"}
+    with pytest.raises(ValueError, match="shape"):
+        model.params["W"] = rng.normal(size=(k, d))
+        model.loss_and_grad(X)
+
+
+# ----------------------------------------------------------------------- estimator API
+def test_sklearn_conventions(rng):
+    X = rng.random((120, 10)).astype(np.float32)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=0)
+    assert model.fit(X) is model
+    assert model.transform(X).shape == (120, 4)
+    assert model.transform(X).dtype == np.float32
+    assert model.inverse_transform(model.transform(X)).shape == (120, 10)
+    np.testing.assert_array_equal(model.reconstruct(X),
+                                  model.inverse_transform(model.transform(X)))
+    np.testing.assert_array_equal(model.encode(X), model.transform(X))
+    params = model.get_params()
+    assert params["n_hidden"] == 4 and params["epochs"] == 2
+    assert model.set_params(lam=0.5) is model and model.lam == 0.5
+    with pytest.raises(ValueError, match="not a hyperparameter"):
+        model.set_params(hidden=3)
+    other = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=0)
+    np.testing.assert_array_equal(other.fit_transform(X),
+                                  ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0,
+                                                         verbose=0).fit(X).transform(X))
+    assert model.score(X) == pytest.approx(-model.loss_terms(X)["reconstruction"])
+    assert set(model.history_) >= {"reconstruction", "contractive", "total", "samples_per_s"}
+    assert len(model.history_["total"]) == 2
+    assert set(model.params) == {"W", "b", "c"}
+    untied = ContractiveAutoencoder(n_hidden=4, tied=False, epochs=1, seed=0, verbose=0).fit(X)
+    assert untied.params["W_dec"].shape == (4, 10)
+
+
+def test_same_seed_identical_weights_different_seed_differs(rng):
+    X = rng.random((250, 12))
+    fit = lambda seed: ContractiveAutoencoder(n_hidden=5, epochs=3, seed=seed,
+                                              verbose=0).fit(X).params
+    a, b, c = fit(3), fit(3), fit(4)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["W"], c["W"])
+
+
+def test_does_not_mutate_user_optimizer_or_data(rng):
+    from npcae.optim import Adam
+    X = rng.random((50, 6))
+    X_copy = X.copy()
+    opt = Adam(lr=0.01)
+    ContractiveAutoencoder(n_hidden=3, optimizer=opt, epochs=1, seed=0, verbose=0).fit(X)
+    assert opt.state == {}
+    np.testing.assert_array_equal(X, X_copy)
+
+
+# ----------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def fitted():
+    X = np.random.default_rng(0).random((60, 8)).astype(np.float32)
+    return ContractiveAutoencoder(n_hidden=3, epochs=1, seed=0, verbose=0).fit(X)
+
+
+def test_nan_and_inf_rejected(fitted):
+    X = np.zeros((3, 8), np.float32)
+    X[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.transform(X)
+    X[1, 2] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        ContractiveAutoencoder(verbose=0).fit(X)
+
+
+def test_wrong_feature_count(fitted):
+    with pytest.raises(ValueError, match="8 were expected"):
+        fitted.transform(np.zeros((2, 9), np.float32))
+    with pytest.raises(ValueError, match="H has 2 features"):
+        fitted.inverse_transform(np.zeros((2, 2), np.float32))
+
+
+def test_bce_targets_outside_unit_interval(fitted):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ContractiveAutoencoder(verbose=0).fit(np.full((4, 3), 2.0))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fitted.loss_terms(np.full((2, 8), -0.5, np.float32))
+    # MSE with a linear decoder has no such restriction
+    ContractiveAutoencoder(n_hidden=2, loss="mse", output_activation="identity", epochs=1,
+                           verbose=0).fit(np.full((4, 3), 2.0))
+
+
+def test_uint8_images_suggest_dividing_by_255():
+    with pytest.raises(TypeError, match="255"):
+        ContractiveAutoencoder(verbose=0).fit(np.zeros((4, 784), np.uint8))
+
+
+def test_empty_and_wrong_rank():
+    with pytest.raises(ValueError, match="empty"):
+        ContractiveAutoencoder(verbose=0).fit(np.zeros((0, 5)))
+    with pytest.raises(ValueError, match="2-D"):
+        ContractiveAutoencoder(verbose=0).fit(np.zeros(5))
+    with pytest.raises(ValueError, match="Flatten"):
+        ContractiveAutoencoder(verbose=0).fit(np.zeros((3, 28, 28)))
+
+
+def test_unfitted_model_errors():
+    model = ContractiveAutoencoder()
+    for call in (model.transform, model.reconstruct, model.jacobian, model.save):
+        with pytest.raises((NotFittedError, ValueError), match="fit"):
+            call(np.zeros((2, 3)))
+
+
+def test_bad_hyperparameters():
+    X = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="lam"):
+        ContractiveAutoencoder(lam=-1, verbose=0).fit(X)
+    with pytest.raises(ValueError, match="n_hidden"):
+        ContractiveAutoencoder(n_hidden=0, verbose=0).fit(X)
+    with pytest.raises(ValueError, match="unknown activation"):
+        ContractiveAutoencoder(activation="swish", verbose=0).fit(X)
+    with pytest.raises(ValueError, match="output_activation='sigmoid'"):
+        ContractiveAutoencoder(output_activation="identity", loss="bce", verbose=0).fit(X)
+    with pytest.raises(ValueError, match="batch_size"):
+        ContractiveAutoencoder(batch_size=0, verbose=0).fit(X)
+
+
+# ----------------------------------------------------------------------- behaviour
+@pytest.fixture(scope="module")
+def digits():
+    X, y = npcae.datasets.make_digits(1200, seed=0)
+    return X[:1000], X[1000:]
+
+
+@pytest.fixture(scope="module")
+def trained_pair(digits):
+    X_train, _ = digits
+    kw = dict(n_hidden=32, epochs=15, batch_size=50, seed=0, verbose=0)
+    with_pen = ContractiveAutoencoder(lam=3.0, **kw).fit(X_train)
+    without = ContractiveAutoencoder(lam=0.0, **kw).fit(X_train)
+    return with_pen, without
+
+
+def test_penalty_shrinks_jacobian_norm(trained_pair, digits):
+    with_pen, without = trained_pair
+    _, X_test = digits
+    norm_pen = with_pen.jacobian_norm(X_test).mean()
+    norm_free = without.jacobian_norm(X_test).mean()
+    assert norm_pen < 0.5 * norm_free, (norm_pen, norm_free)
+
+
+def test_singular_values_mostly_below_one_with_a_few_large(trained_pair, digits):
+    with_pen, _ = trained_pair
+    _, X_test = digits
+    svals = np.linalg.svd(with_pen.jacobian(X_test[:100]), compute_uv=False)   # (n, k)
+    assert np.mean(svals < 1.0) > 0.9
+    # the leading directions are much more sensitive than the typical one
+    assert np.median(svals[:, 0] / np.median(svals, axis=1)) > 3.0
+
+
+def test_training_reduces_reconstruction(digits):
+    X_train, X_test = digits
+    model = ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=8, seed=0, verbose=0)
+    model.fit(X_train)
+    h = model.history_["reconstruction"]
+    assert h[-1] < 0.6 * h[0]
+    assert model.score(X_test) > -1.2 * h[-1]
