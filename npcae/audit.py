@@ -1,0 +1,168 @@
+"""Gradient audit of every differentiable component (``npcae gradcheck``).
+
+:func:`run_audit` checks each activation's first and second derivative, each
+layer, each loss, the contractive penalty and every model configuration
+against :mod:`npcae.gradcheck` in float64, and returns one row per check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import activations as A
+from . import losses as L
+from .gradcheck import check_gradient, check_layer, check_model
+from .layers import Activation, Dense, Sequential
+from .penalties import contractive_penalty
+
+__all__ = ["AuditRow", "run_audit", "format_audit"]
+
+
+@dataclass
+class AuditRow:
+    component: str
+    method: str
+    max_rel_error: float
+    passed: bool
+    detail: str = ""
+
+
+def _row(component, result, method):
+    if hasattr(result, "max_rel_error"):           # one gradient
+        worst = float(result.max_rel_error)
+    else:                                          # a layer or model: every gradient's worst
+        worst = max(float(r.max_rel_error) for r in result.values())
+    return AuditRow(component, method, worst, bool(result.passed),
+                    "" if result.passed else result.report())
+
+
+def _activation_points(rng, act, shape=(4, 6)):
+    a = rng.normal(0.0, 2.0, size=shape)
+    if act.kinked:                       # keep clear of the kink at 0
+        a = np.where(np.abs(a) < 0.1, 0.5, a)
+    return a
+
+
+def _audit_activations(rng, rtol):
+    rows = []
+    acts = [A.sigmoid, A.tanh, A.relu, A.LeakyReLU(0.2), A.softplus, A.identity]
+    for act in acts:
+        name = act.name if act.name != "leaky_relu" else "leaky_relu(0.2)"
+        a = _activation_points(rng, act)
+        d1 = act.derivative(a, act.value(a))
+        d2 = act.second_derivative(a, act.value(a))
+        r1 = check_gradient(lambda x: np.sum(act.value(x)), a, d1, method="richardson",
+                            rtol=rtol)
+        r2 = check_gradient(lambda x: np.sum(act.derivative(x, act.value(x))), a, d2,
+                            method="richardson", rtol=rtol)
+        rows.append(_row(f"activation {name}: phi'", r1, "richardson"))
+        rows.append(_row(f"activation {name}: phi''", r2, "richardson"))
+    return rows
+
+
+def _audit_layers(rng, rtol):
+    rows = []
+    x = rng.normal(size=(5, 7))
+    rows.append(_row("layer Dense(7, 4)", check_layer(Dense(7, 4, seed=1), x, seed=2,
+                                                      method="richardson", rtol=rtol),
+                     "richardson"))
+    for act in ("sigmoid", "tanh", "softplus", "identity"):
+        res = check_layer(Activation(act), x, seed=3, method="richardson", rtol=rtol)
+        rows.append(_row(f"layer Activation({act})", res, "richardson"))
+    for act in ("relu", "leaky_relu"):
+        xk = np.where(np.abs(x) < 0.1, 0.5, x)
+        res = check_layer(Activation(act), xk, seed=3, method="central", rtol=rtol)
+        rows.append(_row(f"layer Activation({act})", res, "central"))
+    seq = Sequential(Dense(7, 5, seed=4), Activation("tanh"), Dense(5, 3, seed=5),
+                     Activation("sigmoid"))
+    rows.append(_row("layer Sequential(Dense-tanh-Dense-sigmoid)",
+                     check_layer(seq, x, seed=6, method="richardson", rtol=rtol), "richardson"))
+    return rows
+
+
+def _audit_losses(rng, rtol):
+    rows = []
+    target = rng.random((4, 6))
+    pred = rng.uniform(0.05, 0.95, size=(4, 6))
+    logits = rng.normal(size=(4, 6))
+    cases = [("loss mse", L.mse, pred), ("loss bce", L.bce, pred),
+             ("loss bce_with_logits", L.bce_with_logits, logits),
+             ("loss kl_divergence", L.kl_divergence, pred),
+             ("loss cosine", L.cosine, logits)]
+    for name, fn, p in cases:
+        _, grad = fn(p, target)
+        res = check_gradient(lambda q, fn=fn: fn(q, target)[0], p, grad, method="richardson",
+                             rtol=rtol)
+        rows.append(_row(name, res, "richardson"))
+    labels = rng.integers(0, 6, size=4)
+    _, grad = L.softmax_cross_entropy(logits, labels)
+    res = check_gradient(lambda q: L.softmax_cross_entropy(q, labels)[0], logits, grad,
+                         method="richardson", rtol=rtol)
+    rows.append(_row("loss softmax_cross_entropy", res, "richardson"))
+    return rows
+
+
+def _audit_penalties(rng, rtol):
+    rows = []
+    X = rng.random((5, 8))
+    W = rng.normal(size=(8, 4))
+    b = rng.normal(size=4)
+    for act in ("sigmoid", "tanh", "softplus"):
+        _, grads = contractive_penalty(X, W, b, act)
+        for pname, arr in (("W", W), ("b", b)):
+            def f(v, pname=pname, act=act):
+                args = {"W": W, "b": b, pname: v}
+                return contractive_penalty(X, args["W"], args["b"], act)[0]
+            res = check_gradient(f, arr, grads[pname], method="richardson", rtol=rtol)
+            rows.append(_row(f"penalty contractive({act}) d/d{pname}", res, "richardson"))
+    return rows
+
+
+def _audit_models(rng, rtol):
+    from .models import ContractiveAutoencoder
+    rows = []
+    X = rng.random((6, 9))
+    configs = [("sigmoid", "sigmoid", "bce"), ("tanh", "sigmoid", "bce"),
+               ("sigmoid", "identity", "mse"), ("softplus", "identity", "mse")]
+    for act, out, loss in configs:
+        for tied in (True, False):
+            model = ContractiveAutoencoder(n_hidden=4, lam=0.5, activation=act,
+                                           output_activation=out, loss=loss, tied=tied,
+                                           dtype=np.float64, seed=0).initialize(9)
+            res = check_model(model, X, method="richardson", rtol=rtol)
+            tag = "tied" if tied else "untied"
+            rows.append(_row(f"model CAE({act}->{out}, {loss}, {tag})", res, "richardson"))
+    model = ContractiveAutoencoder(n_hidden=4, lam=0.5, output_activation="identity",
+                                   loss="mse", dtype=np.float64, seed=0).initialize(9)
+    rows.append(_row("model CAE(sigmoid->identity, mse, tied)",
+                     check_model(model, X, method="complex", rtol=rtol), "complex"))
+    return rows
+
+
+def run_audit(seed=0, rtol=1e-7):
+    """Check every differentiable component; returns a list of :class:`AuditRow`."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for part in (_audit_activations, _audit_layers, _audit_losses, _audit_penalties,
+                 _audit_models):
+        rows.extend(part(rng, rtol))
+    return rows
+
+
+def format_audit(rows, rtol=1e-7):
+    """The audit as a fixed-width text table, failures' reports appended."""
+    width = max(len(r.component) for r in rows)
+    lines = [f"{'component':<{width}}  {'method':<10}  {'max rel error':>13}  status",
+             "-" * (width + 36)]
+    for r in rows:
+        lines.append(f"{r.component:<{width}}  {r.method:<10}  {r.max_rel_error:>13.2e}  "
+                     f"{'ok' if r.passed else 'FAIL'}")
+    n_fail = sum(not r.passed for r in rows)
+    lines.append("-" * (width + 36))
+    lines.append(f"{len(rows) - n_fail} passed, {n_fail} failed (float64, tolerance "
+                 f"{rtol:g} relative)")
+    for r in rows:
+        if not r.passed:
+            lines += ["", f"FAIL {r.component}:", r.detail]
+    return "\n".join(lines)
