@@ -13,15 +13,32 @@ import numpy as np
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS"]
 
 
+def _check_hyper(name, value, lo, hi=np.inf, lo_open=False):
+    """Return ``float(value)`` if it is finite and in ``[lo, hi)`` (``(lo, hi)`` with
+    ``lo_open``), else raise ValueError. NaN and inf are refused."""
+    value = float(value)
+    above = value > lo if lo_open else value >= lo
+    if not (np.isfinite(value) and above and value < hi):
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g})"
+        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}.")
+    return value
+
+
 class Optimizer:
-    """Base class. Subclasses define ``_update(key, p, g, state)``."""
+    """Base class. Subclasses define ``_n_buffers``, ``_update(p, g, state, scratch)``.
+
+    ``self.state[key] = {"t": steps taken, "buffers": [persistent arrays]}`` is
+    what :meth:`state_dict` saves; scratch arrays (reused every step so the
+    update allocates nothing) live apart and are never saved.
+    """
+
+    _n_buffers = 0      # persistent per-parameter arrays (moments, velocity)
+    _n_scratch = 1      # temporary per-parameter arrays reused every step
 
     def __init__(self, lr):
-        lr = float(lr)
-        if not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"learning rate must be a finite number > 0; got {lr!r}.")
-        self.lr = lr
+        self.lr = _check_hyper("learning rate", lr, 0.0, lo_open=True)
         self.state = {}
+        self._scratch = {}
 
     # -- public API -----------------------------------------------------------
     def step(self, params, grads):
@@ -35,11 +52,15 @@ class Optimizer:
                 raise ValueError(f"gradient for {key!r} has shape {g.shape}, parameter has "
                                  f"{p.shape}.")
             state = self.state.get(key)
-            if state is None or state["buffers"][0].shape != p.shape \
-                    or state["buffers"][0].dtype != p.dtype:
-                state = self.state[key] = self._init_state(p)
+            if state is None or any(b.shape != p.shape or b.dtype != p.dtype
+                                    for b in state["buffers"]):
+                state = self.state[key] = {"t": 0, "buffers": [np.zeros_like(p) for _ in
+                                                               range(self._n_buffers)]}
+            scratch = self._scratch.get(key)
+            if scratch is None or scratch[0].shape != p.shape or scratch[0].dtype != p.dtype:
+                scratch = self._scratch[key] = [np.empty_like(p) for _ in range(self._n_scratch)]
             state["t"] += 1
-            self._update(p, g, state)
+            self._update(p, g, state, scratch)
 
     def get_config(self):
         """Hyperparameters as a JSON-serialisable dict (``{"name": ..., ...}``)."""
@@ -74,10 +95,7 @@ class Optimizer:
     def _hyper(self):
         raise NotImplementedError
 
-    def _init_state(self, p):
-        raise NotImplementedError
-
-    def _update(self, p, g, state):
+    def _update(self, p, g, state, scratch):
         raise NotImplementedError
 
 
@@ -93,34 +111,35 @@ class SGD(Optimizer):
     (the PyTorch convention; with momentum 0 it is plain ``p -= lr * g'``).
     """
 
+    _n_buffers = 1      # velocity
+    _n_scratch = 2
+
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}.")
-        if nesterov and momentum == 0:
+        self.momentum = _check_hyper("momentum", momentum, 0.0, 1.0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0.")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}.")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = _check_hyper("weight_decay", weight_decay, 0.0)
 
     def _hyper(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _init_state(self, p):
-        return {"t": 0, "buffers": [np.zeros_like(p), np.empty_like(p)]}  # velocity, scratch
-
-    def _update(self, p, g, state):
-        velocity, d = state["buffers"]
-        np.copyto(d, g)                                  # d = g
+    def _update(self, p, g, state, scratch):
+        (velocity,) = state["buffers"]
+        d, tmp = scratch
         if self.weight_decay:
-            d += self.weight_decay * p                   # g' = g + wd p
+            np.multiply(p, self.weight_decay, out=d)
+            d += g                                       # g' = g + wd p
+        else:
+            np.copyto(d, g)                              # g' = g
         if self.momentum:
             velocity *= self.momentum
             velocity += d                                # v = mu v + g'
             if self.nesterov:
-                d += self.momentum * velocity            # d = g' + mu v
+                np.multiply(velocity, self.momentum, out=tmp)
+                d += tmp                                 # d = g' + mu v
             else:
                 np.copyto(d, velocity)                   # d = v
         d *= self.lr
@@ -143,44 +162,39 @@ class Adam(Optimizer):
     the gradient (``g += wd * p``); for decoupled decay use :class:`AdamW`.
     """
 
+    _n_buffers = 2      # m, v
+    _n_scratch = 2
+
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr)
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must be in [0, 1); got {beta!r}.")
-        if eps <= 0:
-            raise ValueError(f"eps must be > 0; got {eps!r}.")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}.")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
-        self.weight_decay = float(weight_decay)
+        self.beta1 = _check_hyper("beta1", beta1, 0.0, 1.0)
+        self.beta2 = _check_hyper("beta2", beta2, 0.0, 1.0)
+        self.eps = _check_hyper("eps", eps, 0.0, lo_open=True)
+        self.weight_decay = _check_hyper("weight_decay", weight_decay, 0.0)
 
     def _hyper(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
-    def _init_state(self, p):
-        # first moment m, second moment v, one scratch array (no allocation per step)
-        return {"t": 0, "buffers": [np.zeros_like(p), np.zeros_like(p), np.empty_like(p)]}
-
-    def _decay(self, p, g, scratch):
-        """Return the gradient the moments see (L2 decay adds ``wd * p``)."""
+    def _gradient(self, p, g, buf):
+        """The gradient the moments see: ``g + wd * p`` (L2 decay) written into ``buf``."""
         if not self.weight_decay:
             return g
-        np.multiply(p, self.weight_decay, out=scratch)
-        scratch += g
-        return scratch.copy()
+        np.multiply(p, self.weight_decay, out=buf)
+        buf += g
+        return buf
 
-    def _update(self, p, g, state):
-        m, v, tmp = state["buffers"]
+    def _update(self, p, g, state, scratch):
+        m, v = state["buffers"]
+        tmp, gbuf = scratch
         t = state["t"]
-        g = self._decay(p, g, tmp)
+        g = self._gradient(p, g, gbuf)
         b1, b2 = self.beta1, self.beta2
-        np.subtract(g, m, out=tmp)
-        tmp *= 1.0 - b1
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=tmp)
         m += tmp                                         # m = b1 m + (1 - b1) g
+        v *= b2
         np.multiply(g, g, out=tmp)
-        np.subtract(tmp, v, out=tmp)
         tmp *= 1.0 - b2
         v += tmp                                         # v = b2 v + (1 - b2) g^2
         # lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / bias1, v_hat = v / bias2,
@@ -204,9 +218,9 @@ class AdamW(Adam):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
         super().__init__(lr, beta1, beta2, eps, weight_decay)
 
-    def _decay(self, p, g, scratch):
+    def _gradient(self, p, g, buf):
         if self.weight_decay:
-            p *= 1.0 - self.lr * self.weight_decay
+            p *= 1.0 - self.lr * self.weight_decay       # decoupled: p = p - lr wd p
         return g
 
 

@@ -89,7 +89,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     batch_size = min(int(batch_size), n)
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     ws = Workspace()
-    batch_buffer = np.empty((batch_size, d), dtype=X.dtype)
+    batch_buffer = model._batch_buffer(ws, batch_size, d, X.dtype)
     if early_stopping is not None and X_val is None:
         raise ValueError("early_stopping needs validation_data to monitor.")
     best = (math.inf, None, 0)          # (val total, params copy, epoch)

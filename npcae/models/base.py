@@ -187,6 +187,11 @@ class BaseAutoencoder:
     def _requires_unit_interval(self):
         return False
 
+    def _batch_buffer(self, ws, n, d, dtype):
+        """Array the training loop gathers each minibatch into (models may place it
+        inside their own scratch space to save a copy)."""
+        return ws.get("batch", (n, d), dtype)
+
     def _param_dtype(self):
         """The dtype computations run in: that of the current parameters."""
         if self.params:

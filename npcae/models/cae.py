@@ -20,7 +20,6 @@ import numpy as np
 
 from ..activations import Identity, Sigmoid, get_activation
 from ..losses import bce_with_logits_into, get_loss
-from ..penalties import contractive_terms
 from .base import BaseAutoencoder
 
 __all__ = ["ContractiveAutoencoder"]
@@ -179,12 +178,36 @@ class ContractiveAutoencoder(BaseAutoencoder):
         return self._phi.derivative(A, self._phi.value(A))
 
     # -- the objective ------------------------------------------------------------------
+    def _batch_buffer(self, ws, n, d, dtype):
+        """Where the training loop should gather a batch of ``n`` rows: the top half of
+        the stacked ``[X; G_Z]`` buffer, so the tied gradient needs no copy of ``X``."""
+        return ws.get("stack_in", (2 * n, d), dtype)[:n]
+
+    def _encoder_derivatives(self, A, H, ws):
+        """``D1 = phi'(A)`` and ``D1 * phi''(A)``, both ``(n, k)``.
+
+        For the sigmoid both come from ``H`` alone (``docs/derivations.md#contractive-penalty``):
+        ``D1 = H (1 - H)`` and ``D1 phi'' = D1^2 (1 - 2H)``.
+        """
+        if isinstance(self._phi, Sigmoid):
+            D1 = np.subtract(1.0, H, out=ws.get("D1", H.shape, H.dtype))
+            D1 *= H                                             # H (1 - H)
+            D1D2 = np.multiply(H, -2.0, out=ws.get("D1D2", H.shape, H.dtype))
+            D1D2 += 1.0                                         # 1 - 2H
+            D1D2 *= D1
+            D1D2 *= D1                                          # D1^2 (1 - 2H)
+            return D1, D1D2
+        D1 = self._phi.derivative(A, H)
+        return D1, D1 * self._phi.second_derivative(A, H)
+
     def _objective(self, X, grads, ws):
         """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
 
         Each line is one line of ``docs/derivations.md#cae-backward``. Scratch
         arrays come from the Workspace ``ws`` so training allocates nothing
-        large per step.
+        large per step. Two stacked buffers let one matmul give the tied
+        gradient: ``stack_in = [X; G_Z]`` (2n, d) and ``stack_out = [G_A; H]``
+        (2n, k), so ``stack_in^T stack_out = X^T G_A + G_Z^T H``.
         """
         p = self.params
         W, b, c = p["W"], p["b"], p["c"]
@@ -193,20 +216,23 @@ class ContractiveAutoencoder(BaseAutoencoder):
         n, d = X.shape
         k = W.shape[1]
         dt = X.dtype
+        stack_in = ws.get("stack_in", (2 * n, d), dt)           # [X ; G_Z]
+        stack_out = ws.get("stack_out", (2 * n, k), dt)         # [G_A ; H]
+        G_Z, G_A, H = stack_in[n:], stack_out[:n], stack_out[n:]
 
         # ---- forward: encoder
         A = np.matmul(X, W, out=ws.get("A", (n, k), dt))
         A += b                                                  # A = X W + b        (n, k)
-        H = phi.value(A, out=ws.get("H", (n, k), dt))           # H = phi(A)         (n, k)
+        phi.value(A, out=H)                                     # H = phi(A)         (n, k)
         # ---- forward: decoder and reconstruction loss
         Z = np.matmul(H, W_dec, out=ws.get("Z", (n, d), dt))
         Z += c                                                  # Z = H W_dec + c    (n, d)
-        G_Z = ws.get("G_Z", (n, d), dt)
         rec = self._reconstruction(Z, X, G_Z, ws)               # G_Z = dL_rec/dZ    (n, d)
-        # ---- contractive penalty (closed form)
-        D1 = phi.derivative(A, H)                               # phi'(A)            (n, k)
-        D2 = phi.second_derivative(A, H)                        # phi''(A)           (n, k)
-        pen, G_A_pen, w_scale = contractive_terms(W, D1, D2)
+        # ---- contractive penalty, closed form (docs/derivations.md#contractive-penalty)
+        D1, D1D2 = self._encoder_derivatives(A, H, ws)          # phi'(A), phi'(A) phi''(A)
+        D1_sq = np.multiply(D1, D1, out=ws.get("D1_sq", (n, k), dt))   # D^2
+        col_sq_norms = np.einsum("ij,ij->j", W, W)              # s_j = sum_i W_ij^2   (k,)
+        pen = np.sum(D1_sq @ col_sq_norms) / n                  # P = (1/n) sum_n sum_j D^2 s_j
         total = rec + lam * pen
         terms = {"reconstruction": rec, "contractive": pen, "total": total}
         if grads is None:
@@ -214,22 +240,25 @@ class ContractiveAutoencoder(BaseAutoencoder):
 
         # ---- backward: decoder
         np.sum(G_Z, axis=0, out=grads["c"])                     # dL/dc = sum_n G_Z
-        G_A = np.matmul(G_Z, W_dec.T, out=ws.get("G_A", (n, k), dt))  # dL/dH = G_Z W_dec^T
+        np.matmul(G_Z, W_dec.T, out=G_A)                        # dL/dH = G_Z W_dec^T
         # ---- backward: encoder nonlinearity, plus the penalty at the pre-activation
         G_A *= D1                                               # dL/dA = dL/dH * phi'(A)
         if lam:
-            G_A += lam * G_A_pen                                #       + lam dP/dA
+            D1D2 *= (2.0 * lam / n) * col_sq_norms              # lam dP/dA = lam (2/n) D DD s
+            G_A += D1D2                                         #       + lam dP/dA
         np.sum(G_A, axis=0, out=grads["b"])                     # dL/db = sum_n dL/dA
-        np.matmul(X.T, G_A, out=grads["W"])                     # dL/dW = X^T dL/dA
-        scratch_dk = ws.get("dk", (d, k), dt)
-        if lam:
-            np.multiply(W, lam * w_scale, out=scratch_dk)
-            grads["W"] += scratch_dk                            #       + lam W * w_scale
         if self.tied:
-            np.matmul(G_Z.T, H, out=scratch_dk)                 # decoder use of W: (H^T G_Z)^T
-            grads["W"] += scratch_dk
+            # dL/dW = X^T dL/dA + (H^T G_Z)^T, as one product of the stacked buffers
+            if X.ctypes.data != stack_in.ctypes.data:           # (training gathers in place)
+                stack_in[:n] = X
+            np.matmul(stack_in.T, stack_out, out=grads["W"])
         else:
+            np.matmul(X.T, G_A, out=grads["W"])                 # dL/dW = X^T dL/dA
             np.matmul(H.T, G_Z, out=grads["W_dec"])             # dL/dW_dec = H^T G_Z
+        if lam:
+            w_scale = (2.0 * lam / n) * D1_sq.sum(axis=0)       # lam (2/n) sum_n D^2   (k,)
+            scratch_dk = np.multiply(W, w_scale, out=ws.get("dk", (d, k), dt))
+            grads["W"] += scratch_dk                            #       + lam W * w_scale
         return total, terms
 
     def _reconstruction(self, Z, X, G_Z, ws):
