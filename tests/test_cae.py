@@ -251,3 +251,42 @@ def test_training_reduces_reconstruction(digits):
     h = model.history_["reconstruction"]
     assert h[-1] < 0.6 * h[0]
     assert model.score(X_test) > -1.2 * h[-1]
+
+
+# ------------------------------------------------ published bugs, in the model's own path
+@given(n=st.integers(1, 6), d=st.integers(1, 8), k=st.integers(1, 6), data=st.data())
+def test_model_penalty_is_mean_of_per_sample_penalties(n, d, k, data):
+    X = data.draw(arrays(np.float64, (n, d), elements=unit))
+    model = make_model(k, 0.3, "tanh").initialize(d)
+    per_sample = [model.loss_terms(X[i:i + 1])["contractive"] for i in range(n)]
+    assert model.loss_terms(X)["contractive"] == pytest.approx(np.mean(per_sample), rel=1e-12)
+
+
+class _HalfPenaltyGradient(ContractiveAutoencoder):
+    """Bug: the penalty's gradient at the pre-activation off by a factor of 2."""
+
+    def _encoder_derivatives(self, A, H, ws):
+        D1, D1D2 = super()._encoder_derivatives(A, H, ws)
+        return D1, 0.5 * D1D2
+
+
+class _SigmoidDerivativeForTanh(ContractiveAutoencoder):
+    """Bug: sigmoid's h(1-h) used for a tanh encoder."""
+
+    def _encoder_derivatives(self, A, H, ws):
+        D1 = H * (1 - H)
+        return D1, D1 * D1 * (1 - 2 * H)
+
+
+@pytest.mark.parametrize("cls,activation", [(_HalfPenaltyGradient, "sigmoid"),
+                                            (_SigmoidDerivativeForTanh, "tanh")])
+def test_model_level_bugs_fail_the_checks(cls, activation, rng):
+    X = rng.random((5, 7))
+    kw = dict(n_hidden=4, lam=0.5, activation=activation, dtype=np.float64, seed=0, verbose=0)
+    good = ContractiveAutoencoder(**kw).initialize(7)
+    bad = cls(**kw).initialize(7)
+    assert check_model(good, X, method="richardson").passed
+    J = good.jacobian(X)
+    explicit = np.mean(np.sum(J * J, axis=(1, 2)))
+    value_ok = bad.loss_terms(X)["contractive"] == pytest.approx(explicit, rel=1e-10)
+    assert not (check_model(bad, X, method="richardson").passed and value_ok)
