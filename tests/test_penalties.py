@@ -2,7 +2,7 @@
 against the checker, and the known bugs of published CAE code each made to fail."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -79,6 +79,12 @@ def test_explicit_jacobian_matches_numerical(activation, problem):
 @given(problem=problems())
 def test_penalty_gradients_pass_the_checker(activation, problem):
     X, W, b = problem
+    # phi' and phi'' are computed from h (sigmoid: h(1-h), tanh: 1-h^2), which keeps full
+    # *relative* precision only while phi' >> eps; deep in saturation (tanh at |a| = 12:
+    # 1 - h^2 ~ 1e-10 from h = 1 - 5e-11) they are exact only in absolute terms (see
+    # test_activations.py::test_derivatives_absolute_accuracy_in_the_tails). Relative
+    # gradient checks are meaningful inside that domain: |a| <= 8 (tanh'(8) = 4.5e-7).
+    assume(np.abs(X @ W + b).max() <= 8.0)
     assert penalty_grads_pass(contractive_penalty, X, W, b, activation)
 
 
