@@ -457,7 +457,8 @@ def summarize_spectrum(svals, rank_threshold=0.1, relative=True):
         penalty averaged over the points, comparable with the contractive term
         of ``model.loss_terms`` divided by ``lam``.
         ``"effective_rank"`` : float, mean over points of the number of
-        singular values above the threshold.
+        singular values above the threshold (also stored as
+        ``"effective_rank_mean"``, the name ``npcae.cli`` reads).
         ``"entropy_effective_rank"`` : float, mean of ``exp(H(p))`` with
         ``p = s / sum(s)`` (threshold-free; 1 for one dominant direction, m for
         a flat spectrum).
@@ -490,6 +491,7 @@ def summarize_spectrum(svals, rank_threshold=0.1, relative=True):
         "mean_frobenius_norm": float(np.mean(np.sqrt(fro_sq))),
         "mean_frobenius_norm_sq": float(np.mean(fro_sq)),
         "effective_rank": float(np.mean(rank)),
+        "effective_rank_mean": float(np.mean(rank)),
         "entropy_effective_rank": float(np.mean(ent_rank)),
         "rank_threshold": thr,
         "relative": bool(relative),

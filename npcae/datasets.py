@@ -682,15 +682,15 @@ def _render_group(pts, a_idx, b_idx, radius, out, softness, image_size, chunk=25
 
 
 def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
-                return_factors=False, balanced=True, rotation=15.0, scale=(0.85, 1.05),
-                aspect=(0.8, 1.2), shear=0.25, shift=1.5, thickness=(1.8, 3.4),
-                deform=0.04, noise=0.0):
+                return_factors=False, balanced=True, rotation=15.0, scale=(0.9, 1.1),
+                aspect=(0.8, 1.2), shear=(-0.4, 0.15), shift=1.5, thickness=(1.7, 3.5),
+                deform=0.06, noise=0.0):
     """Procedural MNIST-like handwritten digits, rendered in pure NumPy (offline).
 
     Each digit 0-9 is a stroke template (polylines and Catmull-Rom splines in a unit
     box, a few variants per class, e.g. 1 with or without a flag, open or closed 4).
     Per sample, the strokes get a small random smooth warp, then a random affine map
-    (scale, aspect, shear, rotation, shift) that places the digit ~20 px tall in the
+    (scale, aspect, shear, rotation, shift) that places the digit, ~20 px tall, in the
     centre of a 28x28 image, and are rendered as a distance-to-stroke field: full ink
     within ``thickness / 2`` pixels of the stroke, a 1-pixel smooth edge, exact 0
     background. Rendering is vectorised over samples (loops only over classes,
@@ -715,13 +715,17 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
     rotation : float or (low, high)
         Rotation in degrees; a scalar ``v`` means uniform in ``[-v, v]``.
     scale : (low, high)
-        Overall size factor (1 = 20 px tall digit), uniform.
+        Overall size factor, uniform (1: stroke centre lines 17.5 px tall, ink about
+        20 px tall like MNIST's 20x20 box).
     aspect : (low, high)
         Width multiplier on top of ``scale``, uniform (``scale_x = scale * aspect``).
     shear : float or (low, high)
-        Horizontal shear ``x += shear * y``, uniform.
+        Horizontal shear ``x += shear * y`` (y points down, so negative values lean the
+        top of the digit to the right, like most handwriting), uniform.
     shift : float or (low, high)
-        Translation of the digit centre in pixels (each axis), uniform.
+        Translation of the digit centre in pixels (each axis), uniform. Digits that
+        would come closer than 1 px to the border are moved back inside (the returned
+        ``shift_x`` / ``shift_y`` factors include that correction).
     thickness : (low, high)
         Stroke width in pixels, uniform.
     deform : float
@@ -788,7 +792,9 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
     f["variant"] = variant
 
     # per-sample affine, template unit box -> pixels: p = M @ (u - 0.5) * H + centre
-    H = 20.0 * px
+    H = 17.5 * px  # stroke centre lines; with the stroke width the ink is ~20 px tall
+    softness = max(px, 0.5)  # width of the anti-aliased stroke edge, pixels
+    margin = 1.0 * px
     th_r = np.deg2rad(f["rotation"])
     cos, sin = np.cos(th_r), np.sin(th_r)
     sx, sy, g = f["scale_x"] * H, f["scale_y"] * H, f["shear"]
@@ -820,9 +826,30 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
             Mi = M[idx]
             px_x = Mi[:, 0, 0:1] * cx + Mi[:, 0, 1:2] * cy + T[idx, 0:1]
             px_y = Mi[:, 1, 0:1] * cx + Mi[:, 1, 1:2] * cy + T[idx, 1:2]
+            # keep the ink at least `margin` px inside the image: shrink digits that are
+            # too big (about their box centre), then move them inside. The factors are
+            # updated to the scale and shift actually applied.
+            r_ink = radius[idx, None] + 0.5 * softness + margin
+            avail = (size - 1) - 2 * r_ink
+            lo_x, hi_x = px_x.min(1, keepdims=True), px_x.max(1, keepdims=True)
+            lo_y, hi_y = px_y.min(1, keepdims=True), px_y.max(1, keepdims=True)
+            k = np.minimum(1.0, np.minimum(avail / np.maximum(hi_x - lo_x, 1e-9),
+                                           avail / np.maximum(hi_y - lo_y, 1e-9)))
+            f["scale_x"][idx] *= k[:, 0]
+            f["scale_y"][idx] *= k[:, 0]
+            for coord, lo, hi, col, key in ((px_x, lo_x, hi_x, 0, "shift_x"),
+                                            (px_y, lo_y, hi_y, 1, "shift_y")):
+                mid = 0.5 * (lo + hi)
+                coord -= mid
+                coord *= k
+                lo_k, hi_k = mid + k * (lo - mid), mid + k * (hi - mid)
+                corr = (np.maximum(r_ink - lo_k, 0.0)
+                        - np.maximum(hi_k + r_ink - (size - 1), 0.0))
+                coord += mid + corr
+                f[key][idx] = (mid + k * (T[idx, col:col + 1] - mid) + corr)[:, 0] - centre
             P = np.stack([px_x, px_y], axis=-1).astype(np.float32)
             out = np.empty((idx.size, size * size), dtype=np.float32)
-            _render_group(P, a_idx, b_idx, radius[idx], out, softness=1.0 * max(px, 0.5),
+            _render_group(P, a_idx, b_idx, radius[idx], out, softness=softness,
                           image_size=size)
             X[idx] = out
     if noise > 0:

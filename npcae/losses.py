@@ -86,13 +86,15 @@ def bce_with_logits(logits, target):
     return value, grad
 
 
-def bce_with_logits_into(z, x, grad, scratch):
+def bce_with_logits_into(z, x, grad, scratch, precise=True):
     """Allocation-free core of :func:`bce_with_logits` (no validation; used in training).
 
     Writes ``dL/dz`` into ``grad`` and returns the value; ``scratch`` is a float
     array shaped like ``z``. The sum of ``max(z, 0)`` is taken as
     ``(sum z + sum |z|) / 2`` and the sum of ``x z`` as a dot product, so no pass
-    needs a mask.
+    needs a mask. ``precise=False`` (training) takes ``sigma(z)`` from
+    :meth:`Sigmoid.value_abs`, exact in absolute terms, which is all the
+    gradient ``(sigma(z) - x) / n`` needs; the value is computed the same either way.
     """
     n = z.shape[0]
     np.abs(z, out=scratch)
@@ -102,7 +104,10 @@ def bce_with_logits_into(z, x, grad, scratch):
     np.log1p(scratch, out=scratch)                      # log(1 + exp(-|z|))
     sum_softplus = float(scratch.sum()) + 0.5 * (float(z.sum()) + sum_abs)
     value = (sum_softplus - float(np.vdot(x, z))) / n   # (1/n) sum [softplus(z) - x z]
-    sigmoid.value(z, out=grad)                          # sigma(z)
+    if precise:
+        sigmoid.value(z, out=grad)                      # sigma(z)
+    else:
+        sigmoid.value_abs(z, out=grad)                  # sigma(z), absolute accuracy
     grad -= x
     grad *= 1.0 / n                                     # (sigma(z) - x) / n
     return value

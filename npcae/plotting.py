@@ -342,7 +342,7 @@ def plot_spectrum(svals, path=None, percentiles=(10, 90), title=None):
 
 
 def plot_tangents(X, tangents, svals=None, image_shape=(28, 28), n_points=4,
-                  n_directions=None, path=None):
+                  n_directions=None, path=None, title=None):
     """Inputs next to their leading tangent directions, shown as images.
 
     Parameters
@@ -362,6 +362,8 @@ def plot_tangents(X, tangents, svals=None, image_shape=(28, 28), n_points=4,
         Number of tangents per point shown (default: all ``m``).
     path : str or os.PathLike, optional
         Where to save the figure (then closed).
+    title : str, optional
+        Figure title (e.g. "Local PCA tangents").
 
     Returns
     -------
@@ -399,13 +401,22 @@ def plot_tangents(X, tangents, svals=None, image_shape=(28, 28), n_points=4,
                          fontsize=8)
             _blank(ax)
     fig.colorbar(im, ax=axes[:, 1:], shrink=0.7, label="entry / max |entry|")
-    fig.suptitle("Leading tangent directions (right singular vectors of $J_f$)"
-                 if S is not None else "Tangent directions", fontsize=10)
+    if title is None:
+        title = ("Leading tangent directions (right singular vectors of $J_f$)"
+                 if S is not None else "Tangent directions")
+    fig.suptitle(title, fontsize=10)
     return _finish(plt, fig, path)
 
 
 _NON_SERIES_KEYS = {"epoch", "epochs", "step", "steps", "time", "times", "elapsed",
-                    "seconds", "wall_time", "duration"}
+                    "seconds", "wall_time", "duration", "best_epoch"}
+_NON_SERIES_SUFFIXES = ("_time", "_time_s", "_per_s", "_seconds")
+
+
+def _is_bookkeeping(name):
+    """Epoch counters and timings (e.g. ``epoch_time_s``, ``samples_per_s``)."""
+    name = str(name).lower()
+    return name in _NON_SERIES_KEYS or name.endswith(_NON_SERIES_SUFFIXES)
 _VAL_PREFIXES = ("val_", "valid_", "validation_")
 _VAL_SUFFIXES = ("_val", "_valid", "_validation")
 
@@ -455,7 +466,7 @@ def _split_history(history):
                 train[key] = values
     clean_train, clean_val = {}, {}
     for name in list(train) + [k for k in val if k not in train]:
-        if str(name).lower() in _NON_SERIES_KEYS:
+        if _is_bookkeeping(name):
             continue
         t = _series(train[name]) if name in train and np.iterable(train[name]) else None
         v = _series(val[name]) if name in val and np.iterable(val[name]) else None
@@ -477,7 +488,8 @@ def plot_history(history, path=None):
         ``"val_<name>"`` (or ``"<name>_val"``) keys, or the whole thing as
         ``{"train": {...}, "val": {...}}``. A list of per-epoch dicts and
         objects with a ``.history`` dict are accepted too. An ``"epoch"`` entry
-        is used as the x axis; timing entries are ignored; ``None`` values are
+        is used as the x axis; bookkeeping entries (``best_epoch``, timings such
+        as ``epoch_time_s`` and ``samples_per_s``) and scalars are ignored; ``None`` values are
         gaps. Loss values follow the package convention (summed over features,
         averaged over the batch).
     path : str or os.PathLike, optional
@@ -538,8 +550,10 @@ def plot_contraction_curves(radii, curves, path=None):
     Returns
     -------
     matplotlib.figure.Figure
-        Log x-axis when the radii are positive and span a factor of 10 or more;
-        a dashed line at ratio 1 separates contraction (below) from expansion.
+        Log x-axis when the radii are positive and span a factor of 10 or more.
+        A dashed line at ratio 1 separates contraction (below) from expansion
+        when the curves come within a factor 2 of it; otherwise a note says all
+        ratios are below 1.
     """
     r = as_float_array(radii, "radii", ndim=1)
     series = _as_series_dict(curves, "curves", "contraction ratio")
@@ -555,12 +569,19 @@ def plot_contraction_curves(radii, curves, path=None):
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
     for label, c in arrays.items():
         ax.plot(r, c, marker="o", ms=3, lw=1.8, label=label)
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="ratio = 1")
+    top = max(float(np.nanmax(c)) for c in arrays.values())
+    title = "Contraction curves (lower = more contractive)"
+    if top >= 0.5:
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="ratio = 1")
+    else:
+        # a line at 1 would squash the curves; say so in the title instead
+        ax.set_ylim(0, 1.1 * top if top > 0 else 1.0)
+        title += "\nall ratios < 1: the encoder contracts at every radius"
     if np.all(r > 0) and r.max() / r.min() >= 10:
         ax.set_xscale("log")
     ax.set_xlabel("radius r of the input perturbation")
     ax.set_ylabel(r"mean $\|f(x + r u) - f(x)\| \,/\, r$")
-    ax.set_title("Contraction curves (lower = more contractive)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _finish(plt, fig, path)

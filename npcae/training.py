@@ -42,11 +42,6 @@ def iterate_minibatches(n_samples, batch_size, rng):
         yield perm[start:start + batch_size]
 
 
-def _all_finite(grads):
-    # one reduction per array: sum() is NaN/Inf iff some entry is (or it overflows)
-    return all(math.isfinite(float(g.sum())) for g in grads.values())
-
-
 def _format_eta(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -104,7 +99,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
             Xb = batch_buffer[:len(idx)]
             np.take(X, idx, axis=0, out=Xb)
             total, terms = model._objective(Xb, grads, ws)
-            if not math.isfinite(total) or not _all_finite(grads):
+            if not math.isfinite(total) or not model._grads_finite(grads):
                 _restore_finite(params, epoch_start_params)
                 bad = "loss" if not math.isfinite(total) else "gradient"
                 raise TrainingDivergedError(

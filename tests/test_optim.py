@@ -398,3 +398,31 @@ def test_step_through_a_sequential_params_view():
     for k in before:
         np.testing.assert_allclose(seq.params[k], before[k] - 0.5, rtol=1e-15)
     assert seq.params["0.W"] is seq[0].params["W"]
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_blocked_update_equals_whole_array_update(cls, monkeypatch):
+    """Adam walks large arrays in cache-sized blocks; the result must not depend on it,
+    including a partial last block and a strided (non-contiguous) parameter."""
+    rng = np.random.default_rng(0)
+    shape = (300, 257)                                   # 77,100 entries: 3 blocks of 32,768
+    p0 = rng.normal(size=shape).astype(np.float32)
+    grads = [rng.normal(size=shape).astype(np.float32) for _ in range(4)]
+
+    def run(block, strided=False):
+        monkeypatch.setattr(cls, "BLOCK", block)
+        opt = cls(lr=0.01, weight_decay=0.1)
+        base = np.zeros((shape[0], 2 * shape[1]), np.float32) if strided else None
+        if strided:
+            base[:, ::2] = p0
+            p = {"w": base[:, ::2]}
+        else:
+            p = {"w": p0.copy()}
+        for g in grads:
+            opt.step(p, {"w": g})
+        return p["w"]
+
+    whole = run(10**9)
+    np.testing.assert_array_equal(run(32768), whole)
+    np.testing.assert_array_equal(run(1000), whole)
+    np.testing.assert_array_equal(run(32768, strided=True), whole)

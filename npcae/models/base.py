@@ -187,6 +187,10 @@ class BaseAutoencoder:
     def _requires_unit_interval(self):
         return False
 
+    def _grads_finite(self, grads):
+        """Whether every gradient is finite (models may override with a cheaper exact test)."""
+        return all(np.isfinite(g).all() for g in grads.values())
+
     def _batch_buffer(self, ws, n, d, dtype):
         """Array the training loop gathers each minibatch into (models may place it
         inside their own scratch space to save a copy)."""

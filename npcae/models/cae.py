@@ -200,6 +200,18 @@ class ContractiveAutoencoder(BaseAutoencoder):
         D1 = self._phi.derivative(A, H)
         return D1, D1 * self._phi.second_derivative(A, H)
 
+    def _grads_finite(self, grads):
+        """Cheap finiteness test used by the training loop after each step.
+
+        ``grads["b"] = sum_n dL/dA`` and ``grads["c"] = sum_n dL/dZ`` are
+        reductions over every entry of the two backpropagated arrays, so a NaN
+        or inf anywhere in them shows up there; ``grads["W"]`` is built from
+        those arrays and the (finite, validated) inputs and parameters. Checking
+        the two bias gradients therefore covers the whole gradient at a cost of
+        ``O(k + d)`` instead of ``O(d k)``.
+        """
+        return all(np.isfinite(grads[key]).all() for key in ("b", "c"))
+
     def _objective(self, X, grads, ws):
         """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
 
@@ -223,7 +235,10 @@ class ContractiveAutoencoder(BaseAutoencoder):
         # ---- forward: encoder
         A = np.matmul(X, W, out=ws.get("A", (n, k), dt))
         A += b                                                  # A = X W + b        (n, k)
-        phi.value(A, out=H)                                     # H = phi(A)         (n, k)
+        if isinstance(phi, Sigmoid):
+            phi.value_abs(A, out=H)                             # H = phi(A)         (n, k)
+        else:
+            phi.value(A, out=H)
         # ---- forward: decoder and reconstruction loss
         Z = np.matmul(H, W_dec, out=ws.get("Z", (n, d), dt))
         Z += c                                                  # Z = H W_dec + c    (n, d)
@@ -249,7 +264,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         np.sum(G_A, axis=0, out=grads["b"])                     # dL/db = sum_n dL/dA
         if self.tied:
             # dL/dW = X^T dL/dA + (H^T G_Z)^T, as one product of the stacked buffers
-            if X.ctypes.data != stack_in.ctypes.data:           # (training gathers in place)
+            if not (X.base is stack_in and X.shape[0] == n):     # (training gathers in place)
                 stack_in[:n] = X
             np.matmul(stack_in.T, stack_out, out=grads["W"])
         else:
@@ -267,7 +282,8 @@ class ContractiveAutoencoder(BaseAutoencoder):
         psi = self._psi
         if self.loss == "bce" and isinstance(psi, Sigmoid):
             # fused, from the logits: exact for any Z (docs/derivations.md#losses)
-            return bce_with_logits_into(Z, X, G_Z, ws.get("scratch", Z.shape, Z.dtype))
+            return bce_with_logits_into(Z, X, G_Z, ws.get("scratch", Z.shape, Z.dtype),
+                                        precise=False)
         if self.loss == "mse" and isinstance(psi, Identity):
             np.subtract(Z, X, out=G_Z)                          # R - X with R = Z
             flat = G_Z.reshape(-1)
