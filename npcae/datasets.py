@@ -338,6 +338,11 @@ def _download_one(fname, target_dir, mirrors, md5, timeout, dead):
 def _download(name, split, target_dir):
     spec = _DATASETS[name]
     target_dir = Path(target_dir)
+    created = []  # directories made here, removed again if they stay empty
+    d = target_dir
+    while not d.exists() and d != d.parent:
+        created.append(d)
+        d = d.parent
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -352,6 +357,12 @@ def _download(name, split, target_dir):
         failures.extend(fails)
         if fails:
             break
+    if failures:
+        for d in created:
+            try:
+                d.rmdir()  # only succeeds while empty
+            except OSError:
+                break
     return failures
 
 
@@ -369,7 +380,7 @@ def _not_found_message(name, split, notes, download_note):
         "To fix: put the files (all four, for both splits: " + ", ".join(all_names) +
         f"; .gz or not) in {_cache_dir(name)}, or in any directory and pass "
         "data_dir=that_directory, or point the environment variable NPCAE_DATA_DIR at "
-        "it (e.g. NPCAE_DATA_DIR=../shared/data/mnist).",
+        f"it (e.g. export NPCAE_DATA_DIR=/data/{name}).",
         "For data that needs no files or network at all, use "
         "npcae.datasets.make_digits() (procedural MNIST-like digits, works offline).",
     ]
@@ -611,26 +622,31 @@ def _template_geometry(digit, variant):
     return _TEMPLATE_CACHE[key]
 
 
-def _check_range(value, name, lo_bound=0.0):
-    """``(lo, hi)`` from a pair, or the symmetric ``(-v, v)`` from a scalar."""
+def _check_range(value, name, symmetric, lo_bound=-np.inf):
+    """``(low, high)`` from a pair; a scalar ``v`` gives ``(-v, v)`` if ``symmetric``,
+    else the fixed value ``(v, v)``."""
     if np.ndim(value) == 0:
-        v = float(value)
-        if not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite non-negative number (the half-width "
-                             f"of a symmetric range) or a (low, high) pair; got {value!r}.")
-        return -v, v
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = np.nan
+        if symmetric and not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0 (the half-width of a "
+                             f"symmetric range) or a (low, high) pair; got {value!r}.")
+        value = (-v, v) if symmetric else (v, v)
     try:
         lo, hi = (float(x) for x in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number or a (low, high) pair; got "
                          f"{value!r}.") from None
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi or lo < lo_bound:
-        raise ValueError(f"{name} must be a (low, high) pair with {lo_bound} <= low <= high; "
+        bound = "" if lo_bound == -np.inf else f"{lo_bound} <= "
+        raise ValueError(f"{name} must be a finite (low, high) pair with {bound}low <= high; "
                          f"got {value!r}.")
     return lo, hi
 
 
-def _render_group(pts, a_idx, b_idx, radius, out, softness, image_size, chunk=256):
+def _render_group(pts, a_idx, b_idx, radius, out, softness, image_size, chunk=128):
     """Render the strokes ``pts`` (m, K, 2) in pixel coordinates into ``out`` (m, P).
 
     Distance of every pixel centre to the nearest stroke segment, min over segments,
@@ -713,11 +729,13 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
         If True, every class appears ``n_samples // 10`` or one more times (in random
         order); if False, labels are drawn uniformly at random.
     rotation : float or (low, high)
-        Rotation in degrees; a scalar ``v`` means uniform in ``[-v, v]``.
-    scale : (low, high)
+        Rotation in degrees, uniform; a scalar ``v`` means ``[-v, v]`` (so does a scalar
+        ``shear`` or ``shift``). For ``scale``, ``aspect`` and ``thickness`` a scalar
+        means that fixed value.
+    scale : float or (low, high)
         Overall size factor, uniform (1: stroke centre lines 17.5 px tall, ink about
         20 px tall like MNIST's 20x20 box).
-    aspect : (low, high)
+    aspect : float or (low, high)
         Width multiplier on top of ``scale``, uniform (``scale_x = scale * aspect``).
     shear : float or (low, high)
         Horizontal shear ``x += shear * y`` (y points down, so negative values lean the
@@ -726,7 +744,7 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
         Translation of the digit centre in pixels (each axis), uniform. Digits that
         would come closer than 1 px to the border are moved back inside (the returned
         ``shift_x`` / ``shift_y`` factors include that correction).
-    thickness : (low, high)
+    thickness : float or (low, high)
         Stroke width in pixels, uniform.
     deform : float
         Amplitude (fraction of the digit height) of the random smooth warp applied to
@@ -754,12 +772,12 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point dtype; got {dtype}.")
-    rot = _check_range(rotation, "rotation", lo_bound=-np.inf)
-    sc = _check_range(scale, "scale", lo_bound=1e-3)
-    asp = _check_range(aspect, "aspect", lo_bound=1e-3)
-    sh = _check_range(shear, "shear", lo_bound=-np.inf)
-    sft = _check_range(shift, "shift", lo_bound=-np.inf)
-    th = _check_range(thickness, "thickness", lo_bound=1e-3)
+    rot = _check_range(rotation, "rotation", symmetric=True)
+    sc = _check_range(scale, "scale", symmetric=False, lo_bound=1e-3)
+    asp = _check_range(aspect, "aspect", symmetric=False, lo_bound=1e-3)
+    sh = _check_range(shear, "shear", symmetric=True)
+    sft = _check_range(shift, "shift", symmetric=True)
+    th = _check_range(thickness, "thickness", symmetric=False, lo_bound=1e-3)
     for val, nm in ((deform, "deform"), (noise, "noise")):
         if not (np.ndim(val) == 0 and np.isfinite(val) and val >= 0):
             raise ValueError(f"{nm} must be a finite number >= 0; got {val!r}.")
