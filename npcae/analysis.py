@@ -190,7 +190,7 @@ def tangent_directions(model, X, n_directions=5, batch_size=256):
 # contraction curves
 # ---------------------------------------------------------------------------
 
-def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096):
+def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096, clip=None):
     """Contraction curve: how much the encoder shrinks isotropic perturbations.
 
     For every radius ``r`` this returns
@@ -221,6 +221,13 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096)
         Approximate number of perturbed inputs passed to ``model.transform``
         per call (a whole point's ``n_directions`` perturbations always go
         together).
+    clip : (float, float) or None
+        Clip every perturbed input into ``[low, high]`` — needed for models
+        that only accept inputs in a box, e.g. ``clip=(0, 1)`` for a
+        cross-entropy (``loss="bce"``) model on pixel intensities. The ratio
+        then divides by the actual displacement ``||x' - x||`` (at most
+        ``r``) instead of ``r``, and perturbations clipped back onto ``x``
+        itself are left out of the mean.
 
     Returns
     -------
@@ -228,7 +235,7 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096)
         Mean contraction ratio for each radius, as float64.
 
     Notes
-    -------
+    -----
     Perturbed inputs are cast to ``X``'s dtype. With a float32 model and very
     small ``r`` the difference ``f(x + r u) - f(x)`` loses precision; pass
     float64 data (and model) to probe radii much below ~1e-3.
@@ -245,10 +252,18 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096)
                          f"shape {radii_arr.shape}.")
     if not np.all(np.isfinite(radii_arr)) or np.any(radii_arr <= 0):
         raise ValueError(f"radii must be finite and > 0; got {radii_arr.tolist()}.")
+    if clip is not None:
+        try:
+            lo, hi = (float(v) for v in clip)
+        except (TypeError, ValueError):
+            raise ValueError(f"clip must be None or a (low, high) pair; got {clip!r}.") from None
+        if not lo < hi:
+            raise ValueError(f"clip must satisfy low < high; got {clip!r}.")
     rng = check_random_state(seed)
     n, d = X.shape
     pts_per_batch = max(1, batch_size // n_directions)
     totals = np.zeros(radii_arr.size, dtype=np.float64)
+    counts = np.zeros(radii_arr.size, dtype=np.int64)
     for start in range(0, n, pts_per_batch):
         Xb = X[start:start + pts_per_batch]
         nb = Xb.shape[0]
@@ -262,13 +277,27 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096)
             raise ValueError(f"model.transform returned shape {H0.shape} for {nb} samples; "
                              f"expected (n, k).")
         for ir, r in enumerate(radii_arr):
-            Xp = (Xb[:, None, :] + r * U).reshape(nb * n_directions, d).astype(X.dtype,
-                                                                                copy=False)
-            Hp = np.asarray(model.transform(Xp), dtype=np.float64)
-            Hp = Hp.reshape(nb, n_directions, -1)
+            Xp = (Xb[:, None, :] + r * U).astype(X.dtype, copy=False)
+            if clip is None:
+                step = np.full((nb, n_directions), r)
+            else:
+                np.clip(Xp, lo, hi, out=Xp)
+                step = np.linalg.norm(Xp.astype(np.float64) - Xb[:, None, :], axis=-1)
+            try:
+                Hp = model.transform(Xp.reshape(nb * n_directions, d))
+            except ValueError as exc:
+                if clip is not None:
+                    raise
+                raise ValueError(f"model.transform rejected inputs perturbed by r={r:g} "
+                                 f"({exc}). If the model only accepts inputs in a box, "
+                                 f"pass e.g. clip=(0, 1).") from exc
+            Hp = np.asarray(Hp, dtype=np.float64).reshape(nb, n_directions, -1)
             dist = np.linalg.norm(Hp - H0[:, None, :], axis=-1)
-            totals[ir] += dist.sum() / r
-    return totals / (n * n_directions)
+            ok = step > 0
+            totals[ir] += np.sum(dist[ok] / step[ok])
+            counts[ir] += int(ok.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
 # ---------------------------------------------------------------------------

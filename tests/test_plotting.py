@@ -98,7 +98,8 @@ def _all_figures(X, model, tmp_path):
         "tangents": lambda p: plotting.plot_tangents(X[:4], T, s, SHAPE, n_points=3, path=p),
         "history": lambda p: plotting.plot_history(
             {"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "contractive": [0.5, 0.2, 0.1],
-             "val_loss": [3.2, 2.4, 1.9], "time": [0.1, 0.1, 0.1]}, path=p),
+             "val_loss": [3.2, 2.4, 1.9], "epoch_time_s": [0.1, 0.1, 0.1],
+             "samples_per_s": [9e3, 9e3, 9e3], "best_epoch": 3}, path=p),
         "contraction": lambda p: plotting.plot_contraction_curves(
             radii, {"fake": analysis.contraction_ratio(model, X, radii, n_directions=2)},
             path=p),
@@ -171,6 +172,12 @@ def test_history_layouts(tmp_path):
     fig = plotting.plot_history(per_epoch, path=tmp_path / "h2.png")
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["loss"]
     assert len(fig.axes[0].get_lines()) == 2
+    trainer_style = {"total": [2.0, 1.0], "reconstruction": [1.8, 0.9],
+                     "samples_per_s": [1e4, 1e4], "epoch_time_s": [0.2, 0.2],
+                     "val_total": [2.1, 1.2], "best_epoch": 2}
+    fig = plotting.plot_history(trainer_style, path=tmp_path / "h3.png")
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["total",
+                                                                       "reconstruction"]
     with pytest.raises(ValueError, match="no numeric"):
         plotting.plot_history({"epoch": [1, 2]})
 
@@ -226,3 +233,17 @@ def test_agg_selected_when_no_backend_set(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env=env)
     assert res.returncode == 0, res.stderr
+
+
+def test_contraction_reference_line_only_when_near_one():
+    import matplotlib.pyplot as plt
+    r = [0.1, 1.0, 10.0]
+    near = plotting.plot_contraction_curves(r, {"a": [0.9, 1.2, 0.8]})
+    far = plotting.plot_contraction_curves(r, [0.05, 0.04, 0.03])
+    try:
+        assert any(list(l.get_ydata()) == [1.0, 1.0] for l in near.axes[0].get_lines())
+        assert not any(list(l.get_ydata()) == [1.0, 1.0] for l in far.axes[0].get_lines())
+        assert "all ratios < 1" in far.axes[0].get_title()
+    finally:
+        plt.close(near)
+        plt.close(far)
