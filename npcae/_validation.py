@@ -104,7 +104,9 @@ def check_n_features(arr, expected, name="X"):
 def check_in_unit_interval(arr, name="X", why="binary cross-entropy"):
     """Raise ``ValueError`` unless every entry of ``arr`` lies in [0, 1]."""
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
+    if not (lo >= 0.0 and hi <= 1.0):                   # also catches NaN
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            check_finite(arr, name)                     # says how many NaN/inf and where
         raise ValueError(f"{name} must lie in [0, 1] for {why}; got values in "
                          f"[{lo:.4g}, {hi:.4g}]. Rescale it (e.g. min-max to [0, 1]) or use "
                          f"loss='mse' with a linear decoder.")

@@ -86,7 +86,7 @@ def bce_with_logits(logits, target):
     return value, grad
 
 
-def bce_with_logits_into(z, x, grad, scratch, precise=True):
+def bce_with_logits_into(z, x, grad, scratch, precise=True, ones=None):
     """Allocation-free core of :func:`bce_with_logits` (no validation; used in training).
 
     Writes ``dL/dz`` into ``grad`` and returns the value; ``scratch`` is a float
@@ -97,12 +97,17 @@ def bce_with_logits_into(z, x, grad, scratch, precise=True):
     gradient ``(sigma(z) - x) / n`` needs; the value is computed the same either way.
     """
     n = z.shape[0]
+    if ones is None:
+        total = np.sum
+    else:                                               # sums as BLAS dot products with a
+        def total(a):                                   # ones vector: ~2x faster than
+            return np.dot(a.reshape(-1), ones)          # pairwise summation
     np.abs(z, out=scratch)
-    sum_abs = float(scratch.sum())                      # sum |z|
+    sum_abs = float(total(scratch))                     # sum |z|
     np.negative(scratch, out=scratch)
     np.exp(scratch, out=scratch)                        # exp(-|z|), in (0, 1]
     np.log1p(scratch, out=scratch)                      # log(1 + exp(-|z|))
-    sum_softplus = float(scratch.sum()) + 0.5 * (float(z.sum()) + sum_abs)
+    sum_softplus = float(total(scratch)) + 0.5 * (float(total(z)) + sum_abs)
     value = (sum_softplus - float(np.vdot(x, z))) / n   # (1/n) sum [softplus(z) - x z]
     if precise:
         sigmoid.value(z, out=grad)                      # sigma(z)

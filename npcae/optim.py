@@ -185,8 +185,8 @@ class Adam(Optimizer):
 
     # Adam works through large arrays in blocks of this many entries, so the ~12
     # elementwise passes of one block run in cache instead of streaming each
-    # full array from memory 12 times (measured ~1.4x faster at 784 x 512).
-    BLOCK = 32768
+    # full array from memory 12 times (measured ~1.1x faster per epoch at 784 x 512).
+    BLOCK = 65536
 
     def _scratch_size(self, p):
         return min(p.size, self.BLOCK)

@@ -97,7 +97,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
         sums = {}
         for step, idx in enumerate(iterate_minibatches(n, batch_size, rng)):
             Xb = batch_buffer[:len(idx)]
-            np.take(X, idx, axis=0, out=Xb)
+            np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
             total, terms = model._objective(Xb, grads, ws)
             if not math.isfinite(total) or not model._grads_finite(grads):
                 _restore_finite(params, epoch_start_params)

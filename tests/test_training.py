@@ -121,9 +121,9 @@ def test_hot_loop_reuses_buffers(data, monkeypatch):
     allocations = []
     original_get = base.Workspace.get
 
-    def counting_get(self, name, shape, dtype):
+    def counting_get(self, name, shape, dtype, fill=None):
         before = len(self._arrays)
-        arr = original_get(self, name, shape, dtype)
+        arr = original_get(self, name, shape, dtype, fill)
         if len(self._arrays) > before:
             allocations.append((name, tuple(shape)))
         return arr

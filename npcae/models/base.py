@@ -45,11 +45,15 @@ class Workspace:
     def __init__(self):
         self._arrays = {}
 
-    def get(self, name, shape, dtype):
-        key = (name, tuple(shape), np.dtype(dtype).str)
+    def get(self, name, shape, dtype, fill=None):
+        """The array called ``name`` with this shape and dtype, created on first use
+        (uninitialised, or filled with ``fill``)."""
+        key = (name, shape, dtype)
         arr = self._arrays.get(key)
         if arr is None:
             arr = self._arrays[key] = np.empty(shape, dtype=dtype)
+            if fill is not None:
+                arr.fill(fill)
         return arr
 
     def nbytes(self):
@@ -174,13 +178,16 @@ class BaseAutoencoder:
         the fitted model's.
         """
         dtype = self.dtype_ if dtype is None else dtype
-        X = as_float_array(X, name, ndim=2, dtype=dtype)
+        unit = self._requires_unit_interval()
+        # [0, 1] bounds imply finiteness (NaN fails every comparison), so BCE-type models
+        # check once instead of twice
+        X = as_float_array(X, name, ndim=2, dtype=dtype, finite=not unit)
         if not reset:
             if not hasattr(self, "n_features_in_"):
                 raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call "
                                      f"fit(X) before using it.")
             check_n_features(X, self.n_features_in_, name)
-        if self._requires_unit_interval():
+        if unit:
             check_in_unit_interval(X, name, why=f"loss={self.loss!r}")
         return X
 

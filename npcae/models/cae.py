@@ -282,8 +282,9 @@ class ContractiveAutoencoder(BaseAutoencoder):
         psi = self._psi
         if self.loss == "bce" and isinstance(psi, Sigmoid):
             # fused, from the logits: exact for any Z (docs/derivations.md#losses)
+            ones = ws.get("ones", (Z.size,), Z.dtype, fill=1)
             return bce_with_logits_into(Z, X, G_Z, ws.get("scratch", Z.shape, Z.dtype),
-                                        precise=False)
+                                        precise=False, ones=ones)
         if self.loss == "mse" and isinstance(psi, Identity):
             np.subtract(Z, X, out=G_Z)                          # R - X with R = Z
             flat = G_Z.reshape(-1)
