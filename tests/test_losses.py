@@ -446,3 +446,23 @@ def test_get_loss():
     assert get_loss(mse) is mse
     with pytest.raises(ValueError, match="mse"):
         get_loss("hinge")
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_bce_training_path_matches_precise_path(dtype, rtol):
+    """The tanh-based training path of bce_with_logits_into equals the exp-based one:
+    value to rtol, gradient to a few ulps of 1/n in absolute terms."""
+    from npcae.losses import bce_with_logits_into
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(50, 30)) * 8).astype(dtype)
+    z[0, :4] = [-90.0, 90.0, -1e4, 1e4]
+    x = rng.random((50, 30)).astype(dtype)
+    out = {}
+    for precise in (True, False):
+        grad = np.empty_like(z)
+        ones = np.ones(z.size, dtype)
+        value = bce_with_logits_into(z, x, grad, np.empty_like(z), precise=precise, ones=ones)
+        out[precise] = (value, grad)
+    assert out[False][0] == pytest.approx(out[True][0], rel=rtol)
+    np.testing.assert_allclose(out[False][1], out[True][1], rtol=0,
+                               atol=8 * np.finfo(dtype).eps / z.shape[0])
