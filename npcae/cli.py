@@ -211,7 +211,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="train a CAE on MNIST (or built-in digits) and write figures")
-    _add_training_args(p, epochs=10, hidden=64, lam=0.3, n_train=20000, data="auto")
+    _add_training_args(p, epochs=20, hidden=64, lam=0.5, n_train=0, data="auto")
     p.add_argument("--out", default="npcae-demo", help="output folder (default: npcae-demo)")
     p.set_defaults(func=_cmd_demo)
 
