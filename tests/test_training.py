@@ -85,6 +85,8 @@ def test_early_stopping_needs_validation(data):
         ContractiveAutoencoder(n_hidden=3, epochs=2, early_stopping=1, verbose=0).fit(data[0])
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning",
+                            "ignore:invalid value:RuntimeWarning")
 def test_divergence_stops_with_clear_error_and_finite_params(data):
     X, _ = data
     model = ContractiveAutoencoder(n_hidden=4, epochs=5, seed=0, verbose=0, lam=0.0,
