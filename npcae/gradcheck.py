@@ -460,17 +460,24 @@ class _ArrayCoords:
 
     def real_pair(self, k, t):
         xk = self.flat[k]
-        d = _symmetric_step(xk, t)
-        xp, xm = xk + d, xk - d
-        if xp == xk or xm == xk:
-            raise ValueError(f"step {t:.3g} is below the resolution of x{_idx(k, self.x.shape)} "
-                             f"= {xk!r}; use a larger h.")
+        xp, xm = _stepped(xk, t, f"x{_idx(k, self.x.shape)}")
         return self._eval(k, xp), self._eval(k, xm), float(xp - xk), float(xk - xm)
 
     def imag(self, k, t):
         arr = self.x.astype(np.complex128)
         arr.flat[k] += 1j * t
         return _call_complex(lambda: self.f(arr), self.what).imag / t
+
+
+def _stepped(xk, t, label):
+    """``(xk + d, xk - d)`` for the symmetric step ``d`` of size ~``t``; refuses a step
+    below the resolution of ``xk``."""
+    d = _symmetric_step(xk, t)
+    xp, xm = xk + d, xk - d
+    if xp == xk or xm == xk:
+        raise ValueError(f"step {t:.3g} is below the resolution of {label} = {xk!r}; use a "
+                         f"larger h.")
+    return xp, xm
 
 
 class _ArrayDirections:
@@ -524,11 +531,7 @@ class _ParamCoords:
 
     def real_pair(self, k, t):
         xk = self.p.flat[k]
-        d = _symmetric_step(xk, t)
-        xp, xm = xk + d, xk - d
-        if xp == xk or xm == xk:
-            raise ValueError(f"step {t:.3g} is below the resolution of "
-                             f"{self.name}{_idx(k, self.p.shape)} = {xk!r}; use a larger h.")
+        xp, xm = _stepped(xk, t, f"{self.name}{_idx(k, self.p.shape)}")
         return self._eval(k, xp), self._eval(k, xm), float(xp - xk), float(xk - xm)
 
     def imag(self, k, t):
