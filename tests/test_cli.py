@@ -89,3 +89,16 @@ def test_train_on_real_mnist(mnist_dir, tmp_path, capsys):
     assert summary["test_reconstruction_per_pixel"] < 0.15, summary
     assert summary["test_mse_per_pixel"] < 0.03, summary
     assert summary["fraction_singular_values_below_1"] > 0.5
+
+
+@pytest.mark.parametrize("script", ["keras_contractive.py", "classic_cae.py"])
+def test_demo_scripts_run(script, tmp_path):
+    pytest.importorskip("matplotlib")
+    from conftest import REPO
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "demos" / script), "--out", str(out),
+                           "--epochs", "1", "--n-train", "500"], cwd=REPO / "demos",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "figures in" in done.stdout
+    assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in out.iterdir())
