@@ -1168,6 +1168,15 @@ def _problem_for(kind, *, loss, store, name, f_of_x, x, grad, use_dir, n_directi
     return prob, grad.reshape(-1), (lambda k: _idx(k, shape)), "full"
 
 
+def _prepare(store, owner, x, xname, h, method, n_directions, seed):
+    """Validate the shared arguments of check_layer / check_model; returns
+    ``(x as float64, step, n_directions, rng, restorer of store)``."""
+    _check_store(store, owner)
+    return (_as_f64(x, xname), _check_step(h, method),
+            check_positive_int(n_directions, "n_directions"), check_random_state(seed),
+            _Restorer(store))
+
+
 def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=None,
                 detect_kinks=True, max_full=5000, n_directions=16, directional=None):
     r"""Check a Module's input gradient and every parameter gradient.
@@ -1222,13 +1231,9 @@ def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=
                             f"Module protocol (params, grads, forward, backward, zero_grad).")
     mname = type(module).__name__
     store = module.params
-    _check_store(store, mname)
-    x = _as_f64(x, "x")
-    h = _check_step(h, method)
-    n_directions = check_positive_int(n_directions, "n_directions")
-    rng = check_random_state(seed)
+    x, h, n_directions, rng, restorer = _prepare(store, mname, x, "x", h, method,
+                                                 n_directions, seed)
     notes = []
-    restorer = _Restorer(store)
     grads_before = {k: np.array(module.grads[k], copy=True) for k in module.grads}
     try:
         x_in = x.copy()
@@ -1328,13 +1333,9 @@ def check_model(model, X, *, method="central", rtol=1e-7, atol=None, h=None,
     if not hasattr(model, "params") or not hasattr(model, "loss_and_grad"):
         raise TypeError(f"{mname} needs .params and .loss_and_grad(X) to be checked.")
     store = model.params
-    _check_store(store, mname)
-    X = _as_f64(X, "X")
-    h = _check_step(h, method)
-    n_directions = check_positive_int(n_directions, "n_directions")
-    rng = check_random_state(seed)
+    X, h, n_directions, rng, restorer = _prepare(store, mname, X, "X", h, method,
+                                                 n_directions, seed)
     notes = []
-    restorer = _Restorer(store)
     what = f"{mname}.loss_and_grad(X)[0]"
     try:
         out = model.loss_and_grad(X.copy())
