@@ -483,11 +483,10 @@ def summarize_spectrum(svals, rank_threshold=0.1, relative=True):
         ``"mean_frobenius_norm"`` : float, mean over points of
         ``||J||_F = sqrt(sum_i s_i^2)``.
         ``"mean_frobenius_norm_sq"`` : float, mean of ``||J||_F^2`` — the CAE
-        penalty averaged over the points, comparable with the contractive term
-        of ``model.loss_terms`` divided by ``lam``.
+        penalty averaged over the points, equal to ``model.loss_terms(X)["contractive"]``
+        (which excludes ``lam``).
         ``"effective_rank"`` : float, mean over points of the number of
-        singular values above the threshold (also stored as
-        ``"effective_rank_mean"``, the name ``npcae.cli`` reads).
+        singular values above the threshold.
         ``"entropy_effective_rank"`` : float, mean of ``exp(H(p))`` with
         ``p = s / sum(s)`` (threshold-free; 1 for one dominant direction, m for
         a flat spectrum).
@@ -520,7 +519,6 @@ def summarize_spectrum(svals, rank_threshold=0.1, relative=True):
         "mean_frobenius_norm": float(np.mean(np.sqrt(fro_sq))),
         "mean_frobenius_norm_sq": float(np.mean(fro_sq)),
         "effective_rank": float(np.mean(rank)),
-        "effective_rank_mean": float(np.mean(rank)),
         "entropy_effective_rank": float(np.mean(ent_rank)),
         "rank_threshold": thr,
         "relative": bool(relative),

@@ -75,7 +75,7 @@ def _evaluate(model, X_test, n_analysis):
         "test_jacobian_frobenius_mean": float(model.jacobian_norm(X_test).mean()),
         "fraction_singular_values_below_1": float(np.mean(svals < 1.0)),
         "mean_top5_singular_values": [float(v) for v in svals[:, :5].mean(axis=0)],
-        "effective_rank": spec.get("effective_rank_mean", None),
+        "effective_rank": spec["effective_rank"],
     }, svals
 
 

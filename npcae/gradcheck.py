@@ -696,7 +696,6 @@ def _compare(problem, analytic, *, method, h, rtol, atol, detect_kinks, excluded
     _base_value(problem)
     cache = _estimate(problem, method, h)
     num = cache["num"].copy()
-    t = cache["t"]
     fscale = _fscale(problem, cache)
     if method == "complex":
         # no function values at real steps: the size of the linear variation stands in

@@ -56,9 +56,6 @@ class Workspace:
                 arr.fill(fill)
         return arr
 
-    def nbytes(self):
-        return sum(a.nbytes for a in self._arrays.values())
-
 
 class BaseAutoencoder:
     """Shared machinery; not used directly.
@@ -72,9 +69,6 @@ class BaseAutoencoder:
       when it is not None. ``terms`` is a dict of floats that includes ``"total"``.
     * ``_requires_unit_interval`` -> bool (BCE-type losses need X in [0, 1])
     """
-
-    # names of hyperparameters that are not JSON-serialisable as they are
-    _param_dtype_default = np.float32
 
     # -- scikit-learn conventions ---------------------------------------------
     @classmethod
@@ -269,11 +263,8 @@ class BaseAutoencoder:
         if validation_data is not None:
             if isinstance(validation_data, tuple):
                 validation_data = validation_data[0]
-            X_val = as_float_array(validation_data, "validation_data", ndim=2,
-                                   dtype=self.dtype_)
+            X_val = self._validate_X(validation_data, "validation_data", reset=True)
             check_n_features(X_val, X.shape[1], "validation_data")
-            if self._requires_unit_interval():
-                check_in_unit_interval(X_val, "validation_data", why=f"loss={self.loss!r}")
         else:
             X_val = None
         self._check_hyperparameters()
