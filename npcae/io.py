@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -27,7 +28,11 @@ __all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSI
            "atomic_write"]
 
 FORMAT = "npcae-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version history: 2 (npcae 0.1) stores the optimizer state of the packed parameter buffer
+# (key "packed", see npcae.training.pack_arrays) and Adam's moments as m / (1 - beta1) and
+# v / (1 - beta2). Version 1 files load with their parameters and history; their optimizer
+# state is not carried over (a warning says so).
 _META_KEY = "__npcae__"
 
 
@@ -164,6 +169,12 @@ def load_model(path):
     model.n_features_in_ = int(meta["n_features_in"])
     model.history_ = _from_jsonable(meta.get("history") or {})
     optim_meta = meta.get("optimizer")
+    if optim_meta is not None and meta.get("format_version", 0) < 2:
+        warnings.warn(f"{path} was written by an older npcae (format version "
+                      f"{meta.get('format_version')}); its parameters are loaded but its "
+                      f"optimizer state is not, so warm-started training starts with fresh "
+                      f"optimizer moments.", UserWarning, stacklevel=2)
+        optim_meta = None
     if optim_meta is not None:
         optimizer = get_optimizer(optim_meta["config"])
         optimizer.load_state_dict({

@@ -19,7 +19,7 @@ import numpy as np
 
 from .models.base import Workspace
 
-__all__ = ["fit_loop", "TrainingDivergedError", "iterate_minibatches"]
+__all__ = ["fit_loop", "TrainingDivergedError", "iterate_minibatches", "pack_arrays"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -40,6 +40,28 @@ def iterate_minibatches(n_samples, batch_size, rng):
     perm = rng.permutation(n_samples)
     for start in range(0, n_samples, batch_size):
         yield perm[start:start + batch_size]
+
+
+PACKED = "packed"
+"""The optimiser's key for the packed parameter buffer (see :func:`pack_arrays`)."""
+
+
+def pack_arrays(arrays, dtype):
+    """Copy a dict of arrays into one contiguous 1-D buffer of ``dtype``.
+
+    Returns ``(flat, views)``: ``views[name]`` is ``flat[start:start + size]``
+    reshaped to the array's shape, in the dict's order, holding the same values.
+    Writing to a view writes into ``flat`` and the other way round, so an
+    elementwise update of ``flat`` (an optimiser step) updates every array.
+    """
+    flat = np.empty(sum(np.size(a) for a in arrays.values()), dtype=dtype)
+    views, start = {}, 0
+    for name, array in arrays.items():
+        size = np.size(array)
+        views[name] = flat[start:start + size].reshape(np.shape(array))
+        views[name][...] = array
+        start += size
+    return flat, views
 
 
 def _format_eta(seconds):
@@ -82,7 +104,13 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     params = model.params
     n, d = X.shape
     batch_size = min(int(batch_size), n)
-    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    # Parameters and gradients each live in one contiguous buffer (the dicts hold
+    # reshaped views of it), so the optimiser updates everything in one pass
+    # instead of one short pass per bias vector.
+    flat_params, packed = pack_arrays(params, X.dtype)
+    params.update(packed)
+    flat_grads, grads = pack_arrays({name: np.zeros(p.shape) for name, p in params.items()},
+                                    X.dtype)
     ws = Workspace()
     batch_buffer = model._batch_buffer(ws, batch_size, d, X.dtype)
     if early_stopping is not None and X_val is None:
@@ -107,7 +135,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                     f"{start_epoch + epoch + 1}, step {step + 1}; training stopped and the "
                     f"last finite parameters were kept. Try a smaller learning rate or lam, "
                     f"or check that the inputs are scaled (e.g. to [0, 1]).")
-            optimizer.step(params, grads)
+            optimizer.step({PACKED: flat_params}, {PACKED: flat_grads})
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
         elapsed = time.perf_counter() - t0

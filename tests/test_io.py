@@ -52,7 +52,7 @@ def test_file_is_plain_npz_without_pickle(tmp_path, data):
         tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(str(npz["__npcae__"][()]))
-        assert meta["format"] == "npcae-model" and meta["format_version"] == 1
+        assert meta["format"] == "npcae-model" and meta["format_version"] == npcae.io.FORMAT_VERSION
         assert meta["class"] == "ContractiveAutoencoder"
         assert meta["hyperparameters"]["n_hidden"] == 3
         assert {"param.W", "param.b", "param.c"} <= set(npz.files)
@@ -107,6 +107,19 @@ def test_unknown_class_and_newer_version(tmp_path, data):
     _rewrite_meta(path, tmp_path / "ver.npz", format_version=99)
     with pytest.raises(ModelFileError, match="version"):
         npcae.load(tmp_path / "ver.npz")
+
+
+def test_version_1_file_loads_parameters_but_not_optimizer_state(tmp_path, data):
+    """Format 1 stored Adam's paper moments per parameter name; they do not fit the packed,
+    rescaled state of format 2, so they are dropped with a warning (parameters still load)."""
+    model = ContractiveAutoencoder(n_hidden=3, epochs=1, verbose=0, seed=0).fit(data)
+    path = model.save(tmp_path / "m.npz")
+    _rewrite_meta(path, tmp_path / "v1.npz", format_version=1)
+    with pytest.warns(UserWarning, match="optimizer state is not"):
+        old = npcae.load(tmp_path / "v1.npz")
+    assert getattr(old, "optimizer_", None) is None
+    np.testing.assert_array_equal(old.transform(data), model.transform(data))
+    assert npcae.load(path).optimizer_ is not None                # format 2 keeps it
 
 
 def test_write_is_atomic(tmp_path, data, monkeypatch):

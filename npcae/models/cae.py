@@ -29,6 +29,22 @@ _DEFAULT_INIT = {"sigmoid": "sigmoid_uniform", "tanh": "glorot_uniform", "relu":
                  "identity": "glorot_uniform"}
 
 
+def _add_scaled_columns(out, W, scale, ws, block_entries=65536):
+    """``out += W * scale`` (column ``j`` of ``W`` times ``scale[j]``), a block of rows at a time.
+
+    Each block's product stays in cache until it is added, instead of one
+    full-size temporary going out to memory and back (measured ~1.25x faster at
+    784 x 512; the result is the same).
+    """
+    rows = max(1, block_entries // W.shape[1])
+    scratch = ws.get("scaled_rows", (min(rows, W.shape[0]), W.shape[1]),
+                     np.result_type(W, scale))
+    for start in range(0, W.shape[0], rows):
+        stop = min(start + rows, W.shape[0])
+        block = np.multiply(W[start:stop], scale, out=scratch[:stop - start])
+        out[start:stop] += block
+
+
 class ContractiveAutoencoder(BaseAutoencoder):
     r"""One-hidden-layer contractive autoencoder with a closed-form penalty.
 
@@ -184,21 +200,19 @@ class ContractiveAutoencoder(BaseAutoencoder):
         return ws.get("stack_in", (2 * n, d), dtype)[:n]
 
     def _encoder_derivatives(self, A, H, ws):
-        """``D1 = phi'(A)`` and ``D1 * phi''(A)``, both ``(n, k)``.
+        """``D1 = phi'(A)`` and ``D2 = phi''(A)``, both ``(n, k)``.
 
         For the sigmoid both come from ``H`` alone (``docs/derivations.md#contractive-penalty``):
-        ``D1 = H (1 - H)`` and ``D1 phi'' = D1^2 (1 - 2H)``.
+        ``D1 = H (1 - H)`` and ``D2 = D1 (1 - 2H)``.
         """
         if isinstance(self._phi, Sigmoid):
             D1 = np.subtract(1.0, H, out=ws.get("D1", H.shape, H.dtype))
             D1 *= H                                             # H (1 - H)
-            D1D2 = np.multiply(H, -2.0, out=ws.get("D1D2", H.shape, H.dtype))
-            D1D2 += 1.0                                         # 1 - 2H
-            D1D2 *= D1
-            D1D2 *= D1                                          # D1^2 (1 - 2H)
-            return D1, D1D2
-        D1 = self._phi.derivative(A, H)
-        return D1, D1 * self._phi.second_derivative(A, H)
+            D2 = np.multiply(H, -2.0, out=ws.get("D2", H.shape, H.dtype))
+            D2 += 1.0                                           # 1 - 2H
+            D2 *= D1                                            # H (1 - H)(1 - 2H)
+            return D1, D2
+        return self._phi.derivative(A, H), self._phi.second_derivative(A, H)
 
     def _grads_finite(self, grads):
         """Cheap finiteness test used by the training loop after each step.
@@ -219,7 +233,9 @@ class ContractiveAutoencoder(BaseAutoencoder):
         arrays come from the Workspace ``ws`` so training allocates nothing
         large per step. Two stacked buffers let one matmul give the tied
         gradient: ``stack_in = [X; G_Z]`` (2n, d) and ``stack_out = [G_A; H]``
-        (2n, k), so ``stack_in^T stack_out = X^T G_A + G_Z^T H``.
+        (2n, k), so ``stack_in^T stack_out = X^T G_A + G_Z^T H``. The decoder's
+        pre-activation ``Z`` is computed straight into the ``G_Z`` slot and the
+        loss turns it into ``dL/dZ`` in place.
         """
         p = self.params
         W, b, c = p["W"], p["b"], p["c"]
@@ -240,28 +256,29 @@ class ContractiveAutoencoder(BaseAutoencoder):
         else:
             phi.value(A, out=H)
         # ---- forward: decoder and reconstruction loss
-        Z = np.matmul(H, W_dec, out=ws.get("Z", (n, d), dt))
+        Z = np.matmul(H, W_dec, out=G_Z)
         Z += c                                                  # Z = H W_dec + c    (n, d)
-        rec = self._reconstruction(Z, X, G_Z, ws)               # G_Z = dL_rec/dZ    (n, d)
+        rec = self._reconstruction(Z, X, ws)                    # Z becomes G_Z = dL_rec/dZ
         # ---- contractive penalty, closed form (docs/derivations.md#contractive-penalty)
-        D1, D1D2 = self._encoder_derivatives(A, H, ws)          # phi'(A), phi'(A) phi''(A)
-        D1_sq = np.multiply(D1, D1, out=ws.get("D1_sq", (n, k), dt))   # D^2
-        col_sq_norms = np.einsum("ij,ij->j", W, W)              # s_j = sum_i W_ij^2   (k,)
-        pen = np.sum(D1_sq @ col_sq_norms) / n                  # P = (1/n) sum_n sum_j D^2 s_j
+        D1, D2 = self._encoder_derivatives(A, H, ws)            # phi'(A), phi''(A)
+        col_sq_norms = np.einsum("ij,ij->j", W, W)              # s_j = sum_i W_ij^2         (k,)
+        col_d1_sq = np.einsum("ij,ij->j", D1, D1)               # sum_n D1_nj^2              (k,)
+        pen = (col_d1_sq @ col_sq_norms) / n                    # P = (1/n) sum_n sum_j D1^2 s_j
         total = rec + lam * pen
         terms = {"reconstruction": rec, "contractive": pen, "total": total}
         if grads is None:
             return total, terms
 
         # ---- backward: decoder
-        np.sum(G_Z, axis=0, out=grads["c"])                     # dL/dc = sum_n G_Z
+        ones = ws.get("ones", (n,), dt, fill=1)
+        np.matmul(ones, G_Z, out=grads["c"])                    # dL/dc = sum_n G_Z
         np.matmul(G_Z, W_dec.T, out=G_A)                        # dL/dH = G_Z W_dec^T
         # ---- backward: encoder nonlinearity, plus the penalty at the pre-activation
-        G_A *= D1                                               # dL/dA = dL/dH * phi'(A)
         if lam:
-            D1D2 *= (2.0 * lam / n) * col_sq_norms              # lam dP/dA = lam (2/n) D DD s
-            G_A += D1D2                                         #       + lam dP/dA
-        np.sum(G_A, axis=0, out=grads["b"])                     # dL/db = sum_n dL/dA
+            D2 *= (2.0 * lam / n) * col_sq_norms                # lam (2/n) phi'' s
+            G_A += D2
+        G_A *= D1                                               # dL/dA = D1 (dL/dH + lam (2/n) phi'' s)
+        np.matmul(ones, G_A, out=grads["b"])                    # dL/db = sum_n dL/dA
         if self.tied:
             # dL/dW = X^T dL/dA + (H^T G_Z)^T, as one product of the stacked buffers
             if not (X.base is stack_in and X.shape[0] == n):     # (training gathers in place)
@@ -271,30 +288,29 @@ class ContractiveAutoencoder(BaseAutoencoder):
             np.matmul(X.T, G_A, out=grads["W"])                 # dL/dW = X^T dL/dA
             np.matmul(H.T, G_Z, out=grads["W_dec"])             # dL/dW_dec = H^T G_Z
         if lam:
-            w_scale = (2.0 * lam / n) * D1_sq.sum(axis=0)       # lam (2/n) sum_n D^2   (k,)
-            scratch_dk = np.multiply(W, w_scale, out=ws.get("dk", (d, k), dt))
-            grads["W"] += scratch_dk                            #       + lam W * w_scale
+            w_scale = (2.0 * lam / n) * col_d1_sq               # lam (2/n) sum_n D1^2     (k,)
+            _add_scaled_columns(grads["W"], W, w_scale, ws)     #       + lam W * w_scale
         return total, terms
 
-    def _reconstruction(self, Z, X, G_Z, ws):
-        """Reconstruction loss from decoder pre-activations ``Z``; writes dL/dZ into ``G_Z``."""
+    def _reconstruction(self, Z, X, ws):
+        """Reconstruction loss from decoder pre-activations ``Z``; overwrites ``Z`` with dL/dZ."""
         n = X.shape[0]
         psi = self._psi
         if self.loss == "bce" and isinstance(psi, Sigmoid):
             # fused, from the logits: exact for any Z (docs/derivations.md#losses)
-            ones = ws.get("ones", (Z.size,), Z.dtype, fill=1)
-            return bce_with_logits_into(Z, X, G_Z, ws.get("scratch", Z.shape, Z.dtype),
+            ones = ws.get("ones_row", (Z.shape[1],), Z.dtype, fill=1)
+            return bce_with_logits_into(Z, X, Z, ws.get("scratch", Z.shape, Z.dtype),
                                         precise=False, ones=ones)
         if self.loss == "mse" and isinstance(psi, Identity):
-            np.subtract(Z, X, out=G_Z)                          # R - X with R = Z
-            flat = G_Z.reshape(-1)
+            np.subtract(Z, X, out=Z)                            # R - X with R = Z
+            flat = Z.reshape(-1)
             value = np.dot(flat, flat) / n                      # (1/n) sum (R - X)^2
-            G_Z *= 2.0 / n                                      # dL/dZ = 2 (R - X) / n
+            Z *= 2.0 / n                                        # dL/dZ = 2 (R - X) / n
             return value
         # any other pairing: chain rule through psi
         R = psi.value(Z)
         value, G_R = get_loss(self.loss)(R, X)                  # dL/dR
-        np.multiply(G_R, psi.derivative(Z, R), out=G_Z)         # dL/dZ = dL/dR * psi'(Z)
+        np.multiply(G_R, psi.derivative(Z, R), out=Z)           # dL/dZ = dL/dR * psi'(Z)
         return value
 
     # convenience for users checking the closed form
