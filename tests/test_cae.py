@@ -290,3 +290,16 @@ def test_model_level_bugs_fail_the_checks(cls, activation, rng):
     explicit = np.mean(np.sum(J * J, axis=(1, 2)))
     value_ok = bad.loss_terms(X)["contractive"] == pytest.approx(explicit, rel=1e-10)
     assert not (check_model(bad, X, method="richardson").passed and value_ok)
+
+
+@pytest.mark.parametrize("d,k,block", [(7, 3, 6), (7, 3, 3), (5, 4, 1000), (9, 2, 1)])
+def test_row_blocked_direct_term_equals_full_product(d, k, block):
+    """``_add_scaled_columns`` (out += W * scale, a block of rows at a time) covers every
+    row exactly once, including a short last block."""
+    from npcae.models.base import Workspace
+    from npcae.models.cae import _add_scaled_columns
+    rng = np.random.default_rng(d * k + block)
+    W, out, scale = rng.normal(size=(d, k)), rng.normal(size=(d, k)), rng.normal(size=k)
+    expected = out + W * scale
+    _add_scaled_columns(out, W, scale, Workspace(), block_entries=block)
+    np.testing.assert_array_equal(out, expected)

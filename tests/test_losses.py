@@ -466,3 +466,20 @@ def test_bce_training_path_matches_precise_path(dtype, rtol):
     assert out[False][0] == pytest.approx(out[True][0], rel=rtol)
     np.testing.assert_allclose(out[False][1], out[True][1], rtol=0,
                                atol=8 * np.finfo(dtype).eps / z.shape[0])
+
+
+@pytest.mark.parametrize("precise", [True, False])
+def test_bce_with_logits_into_may_write_the_gradient_over_the_logits(precise):
+    """The CAE computes Z straight into its gradient slot; grad=z must give the same value
+    and gradient as separate arrays."""
+    rng = np.random.default_rng(4)
+    z = (rng.normal(size=(20, 13)) * 6).astype(np.float32)
+    x = rng.random((20, 13)).astype(np.float32)
+    ones = np.ones(13, np.float32)
+    grad = np.empty_like(z)
+    value = bce_with_logits_into(z, x, grad, np.empty_like(z), precise=precise, ones=ones)
+    z_inplace = z.copy()
+    value_inplace = bce_with_logits_into(z_inplace, x, z_inplace, np.empty_like(z),
+                                         precise=precise, ones=ones)
+    assert value_inplace == value
+    np.testing.assert_array_equal(z_inplace, grad)

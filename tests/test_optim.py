@@ -426,3 +426,21 @@ def test_blocked_update_equals_whole_array_update(cls, monkeypatch):
     np.testing.assert_array_equal(run(32768), whole)
     np.testing.assert_array_equal(run(1000), whole)
     np.testing.assert_array_equal(run(32768, strided=True), whole)
+
+
+@pytest.mark.parametrize("b1,b2", [(0.9, 0.999), (0.5, 0.9), (0.0, 0.0)])
+def test_adam_state_holds_moments_without_their_constant_factors(b1, b2):
+    """The buffers are m / (1 - beta1) and v / (1 - beta2) (docs/derivations.md#optimisers):
+    multiplied back they equal the paper's moments."""
+    rng = np.random.default_rng(6)
+    p = {"w": rng.normal(size=5)}
+    opt = Adam(lr=0.01, beta1=b1, beta2=b2)
+    m = v = np.zeros(5)
+    for _ in range(4):
+        g = rng.normal(size=5)
+        opt.step(p, {"w": g})
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+    m_scaled, v_scaled = opt.state["w"]["buffers"]
+    np.testing.assert_allclose((1 - b1) * m_scaled, m, rtol=1e-14)
+    np.testing.assert_allclose((1 - b2) * v_scaled, v, rtol=1e-14)

@@ -140,3 +140,55 @@ def test_hot_loop_reuses_buffers(data, monkeypatch):
     one, five = count(1), count(5)
     assert one > 0
     assert five == one                      # 5 epochs x 5 steps allocate no more than 1 epoch
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("activation,loss,output", [("sigmoid", "bce", "sigmoid"),
+                                                    ("tanh", "mse", "identity"),
+                                                    ("softplus", "bce", "sigmoid")])
+def test_training_step_applies_the_checked_gradient(tied, activation, loss, output):
+    """The training loop's in-place path (batch gathered into the stacked buffer, gradients
+    in the packed buffer) must apply exactly the gradient that ``loss_and_grad`` returns and
+    the gradient checker verifies. One batch holds every sample, so one SGD step is
+    ``p - lr * grad`` (the batch order only changes the rounding of the sums)."""
+    rng = np.random.default_rng(5)
+    X = rng.random((9, 7))
+    kw = dict(n_hidden=4, lam=0.3, activation=activation, output_activation=output, loss=loss,
+              tied=tied, batch_size=9, epochs=1, seed=2, dtype=np.float64, verbose=0)
+    model = ContractiveAutoencoder(**kw, optimizer=SGD(lr=0.1), warm_start=True).initialize(7)
+    before = {name: p.copy() for name, p in model.params.items()}
+    _, grads = model.loss_and_grad(X)
+    model.fit(X)                                    # warm_start: starts from `before`
+    assert set(model.params) == set(grads)
+    for name, g in grads.items():
+        np.testing.assert_allclose(model.params[name], before[name] - 0.1 * g,
+                                   rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_parameters_and_optimizer_state_are_packed_after_fit(data):
+    """After fit the parameters are views of one contiguous buffer (one optimiser pass per
+    step), keep their shapes and values, and the optimiser keeps one state entry for it."""
+    from npcae.training import PACKED
+    X, _ = data
+    model = ContractiveAutoencoder(n_hidden=4, epochs=1, seed=0, verbose=0).fit(X)
+    assert all(p.base is not None for p in model.params.values())
+    assert len({id(p.base) for p in model.params.values()}) == 1
+    flat = next(iter(model.params.values())).base
+    assert flat.ndim == 1 and flat.size == sum(p.size for p in model.params.values())
+    assert list(model.optimizer_.state) == [PACKED]
+    assert model.optimizer_.state[PACKED]["buffers"][0].shape == flat.shape
+    # the packed views are ordinary arrays to the rest of the library
+    refit = model.set_params(warm_start=True).fit(X)
+    assert refit.params["W"].shape == (16, 4) and np.isfinite(refit.params["W"]).all()
+
+
+def test_pack_arrays_views_share_the_flat_buffer():
+    from npcae.training import pack_arrays
+    arrays = {"W": np.arange(6.0).reshape(2, 3), "b": np.array([7.0]), "c": np.zeros((0,))}
+    flat, views = pack_arrays(arrays, np.float32)
+    assert flat.dtype == np.float32 and flat.tolist() == [0, 1, 2, 3, 4, 5, 7]
+    assert list(views) == ["W", "b", "c"] and views["W"].shape == (2, 3)
+    flat += 1.0
+    assert views["W"][1, 2] == 6.0 and views["b"][0] == 8.0
+    views["b"][0] = -1.0
+    assert flat[-1] == -1.0

@@ -280,6 +280,11 @@ class BaseAutoencoder:
         else:
             for name, p in self.params.items():
                 self.params[name] = np.ascontiguousarray(p, dtype=self.dtype_)
+            # parameters set by initialize() or by hand, never fitted: start the rest fresh
+            if getattr(self, "optimizer_", None) is None:
+                self.optimizer_ = get_optimizer(self.optimizer)
+            if not hasattr(self, "history_"):
+                self.history_ = {}
         # a warm-started fit continues the shuffle stream instead of replaying epoch 1's order
         epochs_done = len(self.history_.get("total", []))
         shuffle_rng = np.random.default_rng([*shuffle_seed.generate_state(2), epochs_done])
