@@ -4,6 +4,8 @@ Profiles: "ci" (deterministic: derandomized, no deadline; chosen when CI is set)
 and "dev" (random, more examples). Select with HYPOTHESIS_PROFILE=dev.
 """
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,20 @@ settings.register_profile("dev", deadline=None, max_examples=60,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Python source for a subprocess: make `npcae` a bare package over this repository's npcae/
+# folder, so one submodule can be imported without running npcae/__init__.py.
+BARE_PACKAGE_PRELUDE = (
+    "import sys, types, importlib\n"
+    f"pkg = types.ModuleType('npcae'); pkg.__path__ = [{str(REPO / 'npcae')!r}]\n"
+    "sys.modules['npcae'] = pkg\n"
+)
+
+
+def run_python(code, **kwargs):
+    """Run ``code`` in a fresh interpreter; returns the CompletedProcess (text output)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, **kwargs)
 
 
 def shared_mnist_dir():

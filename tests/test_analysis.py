@@ -1,30 +1,9 @@
 """Tests for npcae.analysis, run against small fake models (no real training)."""
-import importlib
-import os
-import subprocess
-import sys
-import types
-
 import numpy as np
 import pytest
+from conftest import BARE_PACKAGE_PRELUDE, REPO, run_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _import_analysis():
-    """Import npcae.analysis; if the package __init__ is broken, load it without it."""
-    try:
-        return importlib.import_module("npcae.analysis")
-    except ImportError:
-        for name in [m for m in sys.modules if m == "npcae" or m.startswith("npcae.")]:
-            del sys.modules[name]
-        pkg = types.ModuleType("npcae")
-        pkg.__path__ = [os.path.join(REPO, "npcae")]
-        sys.modules["npcae"] = pkg
-        return importlib.import_module("npcae.analysis")
-
-
-analysis = _import_analysis()
+from npcae import analysis
 
 
 def _sigmoid(a):
@@ -325,26 +304,17 @@ def test_analysis_does_not_import_matplotlib():
     # Load npcae/analysis.py under a stub package so an unfinished npcae/__init__.py
     # (which might import anything) cannot affect the check.
     code = (
-        "import sys, types, importlib\n"
-        f"pkg = types.ModuleType('npcae'); pkg.__path__ = [{os.path.join(REPO, 'npcae')!r}]\n"
-        "sys.modules['npcae'] = pkg\n"
-        "importlib.import_module('npcae.analysis')\n"
+        BARE_PACKAGE_PRELUDE
+        + "importlib.import_module('npcae.analysis')\n"
         "assert 'matplotlib' not in sys.modules, 'npcae.analysis imported matplotlib'\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
 
 
 def test_import_npcae_analysis_through_package_does_not_import_matplotlib():
-    res = subprocess.run([sys.executable, "-c", "import npcae"], capture_output=True,
-                         text=True, cwd=REPO, timeout=60)
-    if res.returncode != 0:
-        pytest.skip(f"npcae package does not import yet: {res.stderr.strip().splitlines()[-1:]}")
-    res = subprocess.run(
-        [sys.executable, "-c",
-         "import npcae.analysis, sys; assert 'matplotlib' not in sys.modules"],
-        capture_output=True, text=True, cwd=REPO, timeout=60)
+    res = run_python("import npcae.analysis, sys; assert 'matplotlib' not in sys.modules",
+                     cwd=REPO)
     assert res.returncode == 0, res.stderr
 
 

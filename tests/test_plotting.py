@@ -1,34 +1,15 @@
 """Tests for npcae.plotting: every figure is written as a non-empty PNG, atomically."""
-import importlib
 import os
-import subprocess
-import sys
-import types
 
 import numpy as np
 import pytest
+from conftest import BARE_PACKAGE_PRELUDE, run_python
 
 matplotlib = pytest.importorskip("matplotlib")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from npcae import analysis, plotting  # noqa: E402  (after importorskip)
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _import(name):
-    """Import npcae.<name>; if the package __init__ is broken, load it without it."""
-    try:
-        return importlib.import_module(f"npcae.{name}")
-    except ImportError:
-        for mod in [m for m in sys.modules if m == "npcae" or m.startswith("npcae.")]:
-            del sys.modules[mod]
-        pkg = types.ModuleType("npcae")
-        pkg.__path__ = [os.path.join(REPO, "npcae")]
-        sys.modules["npcae"] = pkg
-        return importlib.import_module(f"npcae.{name}")
-
-
-plotting = _import("plotting")
-analysis = _import("analysis")
 
 
 def _sigmoid(a):
@@ -200,10 +181,8 @@ def test_input_errors(setup):
 
 def test_plotting_import_is_lazy_and_missing_matplotlib_message():
     code = (
-        "import sys, types, importlib\n"
-        f"pkg = types.ModuleType('npcae'); pkg.__path__ = [{os.path.join(REPO, 'npcae')!r}]\n"
-        "sys.modules['npcae'] = pkg\n"
-        "sys.modules['matplotlib'] = None  # simulate matplotlib not installed\n"
+        BARE_PACKAGE_PRELUDE
+        + "sys.modules['matplotlib'] = None  # simulate matplotlib not installed\n"
         "import numpy as np\n"
         "p = importlib.import_module('npcae.plotting')\n"
         "try:\n"
@@ -213,25 +192,21 @@ def test_plotting_import_is_lazy_and_missing_matplotlib_message():
         "else:\n"
         "    raise SystemExit('no ImportError')\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
 
 
 def test_agg_selected_when_no_backend_set(tmp_path):
     code = (
-        "import sys, types, importlib\n"
-        f"pkg = types.ModuleType('npcae'); pkg.__path__ = [{os.path.join(REPO, 'npcae')!r}]\n"
-        "sys.modules['npcae'] = pkg\n"
-        "import numpy as np, matplotlib\n"
+        BARE_PACKAGE_PRELUDE
+        + "import numpy as np, matplotlib\n"
         "p = importlib.import_module('npcae.plotting')\n"
         f"p.plot_filters(np.ones((4, 2)), image_shape=(2, 2), path={str(tmp_path / 'a.png')!r})\n"
         "assert matplotlib.get_backend().lower() == 'agg', matplotlib.get_backend()\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["MPLCONFIGDIR"] = str(tmp_path)   # no user matplotlibrc
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env=env)
+    res = run_python(code, env=env)
     assert res.returncode == 0, res.stderr
 
 
