@@ -55,13 +55,20 @@ def pack_arrays(arrays, dtype):
     elementwise update of ``flat`` (an optimiser step) updates every array.
     """
     flat = np.empty(sum(np.size(a) for a in arrays.values()), dtype=dtype)
-    views, start = {}, 0
+    views = _views_into(flat, {name: np.shape(a) for name, a in arrays.items()})
     for name, array in arrays.items():
-        size = np.size(array)
-        views[name] = flat[start:start + size].reshape(np.shape(array))
         views[name][...] = array
-        start += size
     return flat, views
+
+
+def _views_into(flat, shapes):
+    """Reshaped views of consecutive pieces of the 1-D array ``flat``, one per shape."""
+    views, start = {}, 0
+    for name, shape in shapes.items():
+        size = math.prod(shape)
+        views[name] = flat[start:start + size].reshape(shape)
+        start += size
+    return views
 
 
 def _format_eta(seconds):
@@ -107,10 +114,11 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     # Parameters and gradients each live in one contiguous buffer (the dicts hold
     # reshaped views of it), so the optimiser updates everything in one pass
     # instead of one short pass per bias vector.
+    # (packing also casts the parameters to the training dtype)
     flat_params, packed = pack_arrays(params, X.dtype)
     params.update(packed)
-    flat_grads, grads = pack_arrays({name: np.zeros(p.shape) for name, p in params.items()},
-                                    X.dtype)
+    flat_grads = np.zeros_like(flat_params)
+    grads = _views_into(flat_grads, {name: p.shape for name, p in packed.items()})
     ws = Workspace()
     batch_buffer = model._batch_buffer(ws, batch_size, d, X.dtype)
     if early_stopping is not None and X_val is None:

@@ -278,8 +278,6 @@ class BaseAutoencoder:
             self.optimizer_ = get_optimizer(self.optimizer)
             self.history_ = {}
         else:
-            for name, p in self.params.items():
-                self.params[name] = np.ascontiguousarray(p, dtype=self.dtype_)
             # parameters set by initialize() or by hand, never fitted: start the rest fresh
             if getattr(self, "optimizer_", None) is None:
                 self.optimizer_ = get_optimizer(self.optimizer)
