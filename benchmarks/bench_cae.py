@@ -252,11 +252,11 @@ def run_single(args, H, X):
         t0 = time.perf_counter()
         model.fit(X)
         fit_times.append(time.perf_counter() - t0)
+        hist = model.history_
         # The epoch as the training loop times it: from drawing the permutation to the
         # last optimiser step -- the same region the peer's timer covers. fit() adds
         # input validation and initialisation on top (reported as fit_times).
-        times.append(model.history_["epoch_time_s"][-1])
-        hist = getattr(model, "history_", None) or {}
+        times.append(hist["epoch_time_s"][-1])
         key = next((k for k in ("loss", "total") if hist.get(k)), None)
         losses.append(hist[key][-1] if key else None)
     faults = minflt() - f0

@@ -277,7 +277,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         if lam:
             D2 *= (2.0 * lam / n) * col_sq_norms                # lam (2/n) phi'' s
             G_A += D2
-        G_A *= D1                                               # dL/dA = D1 (dL/dH + lam (2/n) phi'' s)
+        G_A *= D1                                       # dL/dA = D1 (dL/dH + lam (2/n) D2 s)
         np.matmul(ones, G_A, out=grads["b"])                    # dL/db = sum_n dL/dA
         if self.tied:
             # dL/dW = X^T dL/dA + (H^T G_Z)^T, as one product of the stacked buffers
