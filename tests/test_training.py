@@ -192,3 +192,15 @@ def test_pack_arrays_views_share_the_flat_buffer():
     assert views["W"][1, 2] == 6.0 and views["b"][0] == 8.0
     views["b"][0] = -1.0
     assert flat[-1] == -1.0
+
+
+def test_workspace_names_one_array_per_dtype_however_spelled():
+    """``np.float32`` and ``np.dtype("float32")`` hash differently; a Workspace keyed on the
+    raw argument would hand out two arrays, and the training loop's in-place batch (gathered
+    through one spelling, read through the other) would silently read uninitialised memory."""
+    from npcae.models.base import Workspace
+    ws = Workspace()
+    a = ws.get("x", (2, 3), np.float32)
+    assert ws.get("x", (2, 3), np.dtype("float32")) is a
+    assert ws.get("x", [2, 3], "float32") is a
+    assert ws.get("x", (2, 3), np.float64) is not a

@@ -47,8 +47,9 @@ class Workspace:
 
     def get(self, name, shape, dtype, fill=None):
         """The array called ``name`` with this shape and dtype, created on first use
-        (uninitialised, or filled with ``fill``)."""
-        key = (name, shape, dtype)
+        (uninitialised, or filled with ``fill``). ``np.float32`` and
+        ``np.dtype("float32")`` name the same array."""
+        key = (name, tuple(shape), np.dtype(dtype))
         arr = self._arrays.get(key)
         if arr is None:
             arr = self._arrays[key] = np.empty(shape, dtype=dtype)
