@@ -2,8 +2,9 @@
 
 Everything returns ``(n_samples, n_features)`` C-contiguous arrays (images flattened
 row-major, 28x28 -> 784) unless asked otherwise, and all randomness goes through
-``np.random.Generator`` objects built from a user ``seed``; the global NumPy RNG is
-never touched.
+``np.random.Generator`` objects built from the user's ``random_state`` (None, a
+non-negative int, a ``np.random.Generator`` or a ``np.random.RandomState``, as in
+scikit-learn); the global NumPy RNG is never touched.
 
 Public functions
 ----------------
@@ -193,9 +194,6 @@ _DATASETS = {
                 "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
                 "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
                 "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
-        # md5s of the label files, gzipped and raw, used to tell the datasets apart
-        "label_md5": {"d53e105ee54ea40749a09fcbcd1e9432", "ec29112dd5afa0611ce80d1b7f02629c",
-                      "a25bea736e30d166cdddb491f175f624", "27ae3e4e09519cfbb04c329615203637"},
         "subdirs": ("mnist", "MNIST/raw"),
     },
     "fashion_mnist": {
@@ -206,8 +204,34 @@ _DATASETS = {
                 "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
                 "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
                 "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83fd310"},
-        "label_md5": {"25c81989df183df01b3e8a0aad5dffbe", "bb300cfdad3c16e7a12a480ee83fd310"},
         "subdirs": ("fashion_mnist", "FashionMNIST/raw"),
+    },
+}
+
+# sha256 of the DECOMPRESSED content of each official IDX file, i.e. of the raw IDX bytes
+# inside each published .gz (facts about the published data). Files found on disk are
+# identified by these, so a re-compressed .gz (another gzip level, header or mtime) or a
+# raw IDX file is recognised, and the other dataset's files (same file names) are refused.
+_CONTENT_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte":
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte":
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte":
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte":
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte":
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte":
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte":
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte":
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
 
@@ -255,19 +279,56 @@ def _file_md5(path):
     return h.hexdigest()
 
 
-def _other_dataset(name, labels_path):
-    """Name of the *other* known dataset whose label file this is, else None."""
-    digest = _file_md5(labels_path)
-    for other, spec in _DATASETS.items():
-        if other != name and digest in spec["label_md5"]:
-            return other
+def _identify(data):
+    """``(dataset name, file stem)`` of the official IDX file whose decompressed content
+    is ``data`` (looked up by sha256 in ``_CONTENT_SHA256``), or None if it is none of
+    them."""
+    digest = hashlib.sha256(data).hexdigest()
+    for name, table in _CONTENT_SHA256.items():
+        for stem, known in table.items():
+            if known == digest:
+                return name, stem
     return None
 
 
+def _read_checked(name, path, stem):
+    """Read (and gunzip) ``path``, which stands for ``stem`` of dataset ``name``.
+
+    Returns ``(data, None)`` when the content may be used: it is the official ``stem``
+    of ``name``, or content of no known release (custom IDX data, parsed later). Returns
+    ``(None, (other dataset, why))`` when the content is one of the *other* dataset's
+    official files.
+    Raises ValueError when it is another official file of ``name`` itself (e.g. the test
+    labels under the train-labels name): the files are misnamed.
+    """
+    data = _read_bytes(path)
+    ident = _identify(data)
+    if ident is None:
+        return data, None
+    owner, true_stem = ident
+    if owner != name:
+        return None, (owner, f"{path.name} is {_DATASETS[owner]['title']}'s {true_stem}")
+    if true_stem != stem:
+        title = _DATASETS[name]["title"]
+        raise ValueError(
+            f"{path}: its content is {title}'s {true_stem}, not {stem} (identified by the "
+            f"sha256 of its decompressed content), so the file is misnamed. Give it its "
+            f"true name, {true_stem}[.gz], and put the {stem} file in its place.")
+    return data, None
+
+
 def _locate(name, split, data_dir):
-    """Find the split's (images, labels) files; return (paths or None, search notes)."""
+    """Find and read the split's files.
+
+    Returns ``(found, notes, refused)``: ``found`` is ``((images path, images bytes),
+    (labels path, labels bytes))`` with the decompressed contents, or None; ``notes``
+    lists ``(directory, origin, what happened)`` per directory searched; ``refused``
+    describes each directory skipped because it holds the other dataset's files. Each
+    file is read once: the bytes hashed for identification are the bytes parsed.
+    """
     stems = _SPLITS[split]
-    notes = []
+    title = _DATASETS[name]["title"]
+    notes, refused = [], []
     for directory, origin in _candidate_dirs(name, data_dir):
         if not directory.is_dir():
             notes.append((directory, origin, "does not exist"))
@@ -277,14 +338,21 @@ def _locate(name, split, data_dir):
         if missing:
             notes.append((directory, origin, "missing " + ", ".join(missing)))
             continue
-        other = _other_dataset(name, found[1])
-        if other is not None:
-            notes.append((directory, origin,
-                          f"holds {_DATASETS[other]['title']} files, not "
-                          f"{_DATASETS[name]['title']} (skipped)"))
+        img_path, lab_path = found
+        # labels first: they are small, and a directory of the other dataset is then
+        # skipped without decompressing its images
+        lab, wrong = _read_checked(name, lab_path, stems[1])
+        img = None
+        if wrong is None:
+            img, wrong = _read_checked(name, img_path, stems[0])
+        if wrong is not None:
+            owner, why = wrong
+            notes.append((directory, origin, f"holds {_DATASETS[owner]['title']} files, "
+                                             f"not {title} (refused, see above)"))
+            refused.append(f"{directory} [{origin}]: {why}")
             continue
-        return tuple(found), notes
-    return None, notes
+        return ((img_path, img), (lab_path, lab)), notes, refused
+    return None, notes, refused
 
 
 def _fetch(url, dest_fileobj, timeout):
@@ -366,12 +434,21 @@ def _download(name, split, target_dir):
     return failures
 
 
-def _not_found_message(name, split, notes, download_note):
+def _not_found_message(name, split, notes, download_note, refused=()):
     spec = _DATASETS[name]
     stems = _SPLITS[split]
     all_names = [s for pair in _SPLITS.values() for s in pair]
-    lines = [f"{spec['title']} ({split} split) was not found.",
-             "Expected these files (raw, or gzipped with a .gz suffix), in one directory:"]
+    lines = [f"{spec['title']} ({split} split) was not found."]
+    if refused:
+        other = next(o for o in _DATASETS if o != name)
+        lines.append(f"Refused {_DATASETS[other]['title']} files (same names as "
+                     f"{spec['title']}'s; identified by the sha256 of their decompressed "
+                     f"content, whatever the compression):")
+        lines += [f"    {r}" for r in refused]
+        lines.append(f"Load those with load_{other}() instead, or replace them with the "
+                     f"{spec['title']} files.")
+    lines.append("Expected these files (raw, or gzipped with a .gz suffix), in one "
+                 "directory:")
     lines += [f"    {s}[.gz]" for s in stems]
     lines.append("Searched, in order:")
     lines += [f"    {d}  [{origin}]: {what}" for d, origin, what in notes]
@@ -410,21 +487,26 @@ def _load_idx_dataset(name, data_dir, split, download, dtype, flatten, normalize
         if dtype.kind != "f":
             raise ValueError(f"dtype must be a floating-point dtype when normalize=True; "
                              f"got {dtype}. Use normalize=False for the raw uint8 pixels.")
-    paths, notes = _locate(name, split, data_dir)
-    if paths is None:
+    found, notes, refused = _locate(name, split, data_dir)
+    if found is None:
         target = Path(data_dir).expanduser() if data_dir is not None else _cache_dir(name)
         if not download:
             note = "Download: not attempted (download=False)."
         else:
             failures = _download(name, split, target)
-            paths, notes = _locate(name, split, data_dir)
-            note = ("Download into " + str(target) + " failed:\n" +
-                    "\n".join("    " + f for f in failures))
-        if paths is None:
-            raise DatasetNotFoundError(_not_found_message(name, split, notes, note))
-    img_path, lab_path = paths
-    images = _parse_idx(_read_bytes(img_path), img_path, copy=False)
-    labels = _parse_idx(_read_bytes(lab_path), lab_path, copy=False)
+            found, notes, refused = _locate(name, split, data_dir)
+            if failures:
+                note = ("Download into " + str(target) + " failed:\n" +
+                        "\n".join("    " + f for f in failures))
+            else:
+                note = (f"Download: nothing fetched, {target} already holds files with "
+                        f"these names (they are never overwritten).")
+        if found is None:
+            raise DatasetNotFoundError(_not_found_message(name, split, notes, note,
+                                                          refused))
+    (img_path, img_bytes), (lab_path, lab_bytes) = found
+    images = _parse_idx(img_bytes, img_path, copy=False)
+    labels = _parse_idx(lab_bytes, lab_path, copy=False)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"{img_path}: expected a 3-D uint8 image array (n, rows, cols); "
                          f"got {images.ndim}-D {images.dtype} with shape {images.shape}.")
@@ -454,9 +536,8 @@ _LOAD_DOC = """Load {title} from its standard IDX files.
     data_dir : str, path-like or None
         Directory holding the files. Searched first (also its subfolders
         ``{sub0}/`` and ``{sub1}/``), then ``$NPCAE_DATA_DIR`` (and the same
-        subfolders), then ``~/.cache/npcae/{name}``. Directories holding the *other*
-        dataset's files (MNIST and Fashion-MNIST use the same file names) are
-        recognised by the label file's md5 and skipped.
+        subfolders), then ``~/.cache/npcae/{name}``. The first directory holding both
+        files of the split is used, unless its files are {other}'s (see Notes).
     split : {{"train", "test"}}
         ``"train"``: 60,000 samples; ``"test"``: 10,000 samples.
     download : bool
@@ -485,9 +566,31 @@ _LOAD_DOC = """Load {title} from its standard IDX files.
     ------
     DatasetNotFoundError
         The files are not found and could not be downloaded; the message lists the
-        directories searched and the file names expected.
+        directories searched and the file names expected, and names any file refused
+        because it is {other}'s.
     ValueError
-        Bad arguments, or files that are corrupt / do not belong together.
+        Bad arguments, or files that are corrupt / do not belong together, or a file
+        whose content is another official {title} file than its name says (e.g. the
+        test labels saved as ``train-labels-idx1-ubyte.gz``).
+
+    Notes
+    -----
+    Files are identified by the sha256 of their *decompressed* content, compared with
+    the published content of the eight official IDX files of MNIST and Fashion-MNIST
+    (which share their file names). The hash is taken of the bytes read for parsing,
+    so each file is read once. Hence:
+
+    * the official {title} files load in any form: the original ``.gz``, a ``.gz``
+      re-compressed with another level or header, or the raw IDX file;
+    * {other}'s files are always refused, in any of these forms: their directory is
+      skipped (the search goes on, so one ``$NPCAE_DATA_DIR`` can serve one dataset
+      while the other comes from elsewhere), and if no directory qualifies the
+      :class:`DatasetNotFoundError` names the refused files;
+    * files of neither release (your own data in IDX form) load when they parse as
+      valid IDX: a 3-D uint8 image array ``(n, rows, cols)`` and a 1-D uint8 label
+      array of the same length.
+
+    Downloads are verified separately, by the published md5 of each ``.gz`` file.
     """
 
 
@@ -504,10 +607,10 @@ def load_fashion_mnist(data_dir=None, *, split="train", download=True, dtype=np.
 
 
 load_mnist.__doc__ = _LOAD_DOC.format(title="MNIST", name="mnist", sub0="mnist",
-                                      sub1="MNIST/raw", classes="")
+                                      sub1="MNIST/raw", other="Fashion-MNIST", classes="")
 load_fashion_mnist.__doc__ = _LOAD_DOC.format(
     title="Fashion-MNIST", name="fashion_mnist", sub0="fashion_mnist",
-    sub1="FashionMNIST/raw",
+    sub1="FashionMNIST/raw", other="MNIST",
     classes=" Class names are in ``FASHION_MNIST_CLASSES``.")
 
 
@@ -697,7 +800,7 @@ def _render_group(pts, a_idx, b_idx, radius, out, softness, image_size, chunk=12
         out[s0:s1] = best * best * (3.0 - 2.0 * best)
 
 
-def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
+def make_digits(n_samples=1000, *, random_state=None, image_size=28, dtype=np.float32,
                 return_factors=False, balanced=True, rotation=15.0, scale=(0.9, 1.1),
                 aspect=(0.8, 1.2), shear=(-0.4, 0.15), shift=1.5, thickness=(1.7, 3.5),
                 deform=0.06, noise=0.0):
@@ -716,8 +819,10 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
     ----------
     n_samples : int
         Number of images.
-    seed : None, int or numpy.random.Generator
-        Source of randomness; the same seed gives identical output.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of randomness. The same non-negative int gives identical output; None
+        draws fresh entropy; a ``Generator`` is used (and advanced) as it is; a
+        ``RandomState`` seeds a new ``Generator`` from one draw.
     image_size : int
         Side of the square image in pixels (>= 8). Geometry (sizes, shifts,
         thickness) is given for 28 px and scaled by ``image_size / 28``.
@@ -781,7 +886,7 @@ def make_digits(n_samples=1000, *, seed=None, image_size=28, dtype=np.float32,
     for val, nm in ((deform, "deform"), (noise, "noise")):
         if not (np.ndim(val) == 0 and np.isfinite(val) and val >= 0):
             raise ValueError(f"{nm} must be a finite number >= 0; got {val!r}.")
-    rng = check_random_state(seed)
+    rng = check_random_state(random_state)
 
     if balanced:
         y = np.arange(n, dtype=np.int64) % 10
@@ -907,8 +1012,8 @@ def _curve(kind, t):
 _T_RANGE = {"circle": (0.0, 2 * np.pi), "spiral": (0.5 * np.pi, 3 * np.pi), "sine": (-1.0, 1.0)}
 
 
-def make_manifold(kind="circle", n_samples=500, *, ambient_dim=2, noise=0.0, seed=None,
-                  dtype=np.float64):
+def make_manifold(kind="circle", n_samples=500, *, ambient_dim=2, noise=0.0,
+                  random_state=None, dtype=np.float64):
     """Points on a 1-D curve, with the curve parameter and the true unit tangents.
 
     Curves (in the plane, before embedding), parameter ``t`` drawn uniformly:
@@ -919,7 +1024,7 @@ def make_manifold(kind="circle", n_samples=500, *, ambient_dim=2, noise=0.0, see
     * ``"sine"``: ``(t, 0.5 sin(pi t))``, ``t`` in [-1, 1].
 
     For ``ambient_dim > 2`` the plane is mapped into ``R^ambient_dim`` by a random
-    orthonormal 2-frame ``Q`` (drawn from ``seed``), ``x = Q @ p``, so the curve is
+    orthonormal 2-frame ``Q`` (drawn from ``random_state``), ``x = Q @ p``, so the curve is
     not axis-aligned. Noise is isotropic Gaussian in all ambient dimensions.
 
     Parameters
@@ -930,7 +1035,9 @@ def make_manifold(kind="circle", n_samples=500, *, ambient_dim=2, noise=0.0, see
         Dimension of the data, >= 2.
     noise : float
         Standard deviation of the Gaussian noise added to ``X`` (not to the tangents).
-    seed : None, int or numpy.random.Generator
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of randomness (parameters, frame, noise); an int gives reproducible
+        output, as in :func:`make_digits`.
     dtype : float dtype
 
     Returns
@@ -954,7 +1061,7 @@ def make_manifold(kind="circle", n_samples=500, *, ambient_dim=2, noise=0.0, see
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point dtype; got {dtype}.")
-    rng = check_random_state(seed)
+    rng = check_random_state(random_state)
     t = rng.uniform(*_T_RANGE[kind], size=n)
     p, dp = _curve(kind, t)
     tan = dp / np.linalg.norm(dp, axis=1, keepdims=True)
@@ -975,7 +1082,7 @@ _DATASET_NAMES = ("mnist", "fashion_mnist", "digits")
 _DIGITS_DEFAULT_N = {"train": 10000, "test": 2000}
 
 
-def load_dataset(name, split="train", n_samples=None, seed=0, data_dir=None, *,
+def load_dataset(name, split="train", n_samples=None, random_state=0, data_dir=None, *,
                  download=True, dtype=np.float32):
     """Load a dataset by name (used by the command line).
 
@@ -987,10 +1094,14 @@ def load_dataset(name, split="train", n_samples=None, seed=0, data_dir=None, *,
     n_samples : int or None
         For the IDX datasets: the first ``n_samples`` samples (None: all). For
         ``"digits"``: how many to render (None: 10,000 for train, 2,000 for test).
-    seed : int
-        Only used for ``"digits"``: train and test are rendered from two independent
-        streams derived from ``seed`` (``np.random.SeedSequence(seed).spawn(2)``), so
-        they differ from each other and are reproducible.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Only used for ``"digits"`` (but validated for every name). Train and test are
+        rendered from two independent streams of one ``np.random.SeedSequence``
+        (``.spawn(2)``, train gets the first), so the two splits differ from each other.
+        That sequence is ``SeedSequence(random_state)`` for a non-negative int (the
+        default, 0: reproducible; the same int always gives the same train and test
+        sets); for a ``Generator`` or ``RandomState`` it is seeded by one draw from it
+        (reproducible when the generator's state is); for None, by fresh entropy.
     data_dir : str, path-like or None
         Passed to :func:`load_mnist` / :func:`load_fashion_mnist`.
     download : bool
@@ -1007,15 +1118,19 @@ def load_dataset(name, split="train", n_samples=None, seed=0, data_dir=None, *,
     if key not in _DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; valid names: {list(_DATASET_NAMES)!r}.")
     _check_split(split)
+    if not isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        check_random_state(random_state)  # TypeError / ValueError naming random_state
     if key == "digits":
         n = _check_n_samples(n_samples)
         if n is None:
             n = _DIGITS_DEFAULT_N[split]
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
-        streams = np.random.SeedSequence(int(seed)).spawn(2)
+        if isinstance(random_state, (int, np.integer)):
+            entropy = int(random_state)
+        else:  # None, Generator or RandomState: one draw seeds the two split streams
+            entropy = int(check_random_state(random_state).integers(0, 2 ** 63 - 1))
+        streams = np.random.SeedSequence(entropy).spawn(2)
         rng = np.random.default_rng(streams[0 if split == "train" else 1])
-        return make_digits(n, seed=rng, dtype=dtype)
+        return make_digits(n, random_state=rng, dtype=dtype)
     loader = load_mnist if key == "mnist" else load_fashion_mnist
     return loader(data_dir, split=split, download=download, dtype=dtype,
                   n_samples=n_samples)

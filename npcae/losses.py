@@ -19,7 +19,7 @@ from ._validation import as_float_array, check_in_unit_interval
 from .activations import sigmoid
 
 __all__ = ["mse", "bce", "bce_with_logits", "bce_with_logits_into", "kl_divergence", "cosine",
-           "softmax_cross_entropy", "get_loss", "LOSSES"]
+           "softmax_cross_entropy", "get_loss", "per_sample_loss", "LOSSES"]
 
 
 def _pair(pred, target):
@@ -215,6 +215,40 @@ def softmax_cross_entropy(logits, labels):
 
 LOSSES = {"mse": mse, "bce": bce, "bce_with_logits": bce_with_logits,
           "kl": kl_divergence, "kl_divergence": kl_divergence, "cosine": cosine}
+
+
+def per_sample_loss(name, pred, target):
+    """Each row's loss, shape ``(n,)``: the terms whose mean the loss ``name`` returns.
+
+    ``name`` is one of :data:`LOSSES` or a callable loss. Named losses use the
+    same formulas (and clipping) as their batch versions, vectorised over rows;
+    a callable is evaluated one row at a time (slow; for custom losses only).
+    No validation: used by models on already-validated arrays.
+    """
+    if callable(name):
+        return np.array([name(pred[i:i + 1], target[i:i + 1])[0] for i in range(len(pred))])
+    loss = get_loss(name)
+    if loss is mse:
+        diff = pred - target
+        return np.einsum("ij,ij->i", diff, diff)
+    if loss is bce:
+        eps = _bce_eps(pred.dtype)
+        r = np.clip(pred, eps, 1.0 - eps)
+        return -np.sum(target * np.log(r) + (1.0 - target) * np.log1p(-r), axis=1)
+    if loss is bce_with_logits:
+        return np.sum(np.logaddexp(0.0, pred) - target * pred, axis=1)
+    if loss is kl_divergence:
+        eps = _bce_eps(pred.dtype)
+        q = np.maximum(pred, eps)
+        positive = target > 0
+        safe_x = np.where(positive, target, 1.0)
+        return np.sum(np.where(positive, target * (np.log(safe_x) - np.log(q)), 0.0), axis=1)
+    if loss is cosine:
+        eps = _bce_eps(pred.dtype)
+        nu = np.maximum(np.sqrt(np.sum(pred * pred, axis=1)), eps)
+        nv = np.maximum(np.sqrt(np.sum(target * target, axis=1)), eps)
+        return 1.0 - np.sum(pred * target, axis=1) / (nu * nv)
+    raise ValueError(f"no per-sample form for loss {name!r}.")
 
 
 def get_loss(name):

@@ -25,9 +25,9 @@ __all__ = ["fit_loop", "TrainingDivergedError", "iterate_minibatches", "pack_arr
 class TrainingDivergedError(FloatingPointError):
     """The loss or a gradient became NaN or infinite during training.
 
-    The model keeps the last parameters that were finite (the update that
-    would have produced non-finite values is not applied). Typical fixes: a
-    smaller learning rate, a smaller ``lam``, or inputs scaled to [0, 1].
+    The step that produced it is not applied: the model keeps the parameters
+    and optimizer state from before it. Typical fixes: a lower learning rate,
+    a smaller ``lam``, or inputs scaled to [0, 1].
     """
 
 
@@ -90,7 +90,8 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
         Updates ``model.params`` in place from the gradients.
     epochs, batch_size : int
     rng : numpy.random.Generator
-        Source of the minibatch order.
+        Source of the minibatch order. After each completed epoch its state is
+        stored as ``model.training_rng_state_``, so training can resume exactly.
     X_val : ndarray, optional
         Validation data, evaluated (objective terms) after every epoch.
     early_stopping : int or None
@@ -104,7 +105,14 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     Raises
     ------
     TrainingDivergedError
-        On a non-finite loss or gradient; the parameters are the last finite ones.
+        On a non-finite loss or gradient. The step that produced it is not
+        applied: the parameters and optimizer state are those from before it.
+        (Should the parameters themselves have become non-finite, everything
+        returns to the end of the last completed epoch, and the message says so.)
+    KeyboardInterrupt
+        Re-raised after the parameters, optimizer state and generator state are
+        returned to the end of the last completed epoch, so an interrupted run
+        can be saved and resumed as if it had been asked for fewer epochs.
     """
     stream = sys.stdout if stream is None else stream
     history = {} if history is None else history
@@ -129,37 +137,40 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
 
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        epoch_start_params = {k: v.copy() for k, v in params.items()}
-        sums = {}
-        for step, idx in enumerate(iterate_minibatches(n, batch_size, rng)):
-            Xb = batch_buffer[:len(idx)]
-            np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
-            total, terms = model._objective(Xb, grads, ws)
-            if not math.isfinite(total) or not model._grads_finite(grads):
-                _restore_finite(params, epoch_start_params)
-                bad = "loss" if not math.isfinite(total) else "gradient"
-                raise TrainingDivergedError(
-                    f"the {bad} became non-finite (loss={total!r}) at epoch "
-                    f"{start_epoch + epoch + 1}, step {step + 1}; training stopped and the "
-                    f"last finite parameters were kept. Try a smaller learning rate or lam, "
-                    f"or check that the inputs are scaled (e.g. to [0, 1]).")
-            optimizer.step({PACKED: flat_params}, {PACKED: flat_grads})
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
-        elapsed = time.perf_counter() - t0
+        # the state to return to if this epoch does not complete
+        snapshot = (flat_params.copy(), optimizer.state_dict())
+        try:
+            sums = {}
+            for step, idx in enumerate(iterate_minibatches(n, batch_size, rng)):
+                Xb = batch_buffer[:len(idx)]
+                np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
+                total, terms = model._objective(Xb, grads, ws)
+                if not math.isfinite(total) or not np.isfinite(flat_grads).all():
+                    _raise_diverged(flat_params, optimizer, snapshot, total,
+                                    start_epoch + epoch + 1, step + 1)
+                optimizer.step({PACKED: flat_params}, {PACKED: flat_grads})
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
+            elapsed = time.perf_counter() - t0
+            val_terms = model.loss_terms(X_val) if X_val is not None else None
+        except KeyboardInterrupt:
+            _restore(flat_params, optimizer, snapshot)
+            raise
+        # the epoch is complete: record it
         for key, value in sums.items():
             history.setdefault(key, []).append(value / n)
         history.setdefault("samples_per_s", []).append(n / elapsed if elapsed > 0 else math.inf)
         history.setdefault("epoch_time_s", []).append(elapsed)
+        model.training_rng_state_ = rng.bit_generator.state
 
-        if X_val is not None:
-            val_terms = model.loss_terms(X_val)
+        if val_terms is not None:
             for key, value in val_terms.items():
                 history.setdefault(f"val_{key}", []).append(value)
             val_total = val_terms["total"]
             if not math.isfinite(val_total):
                 raise TrainingDivergedError(f"validation loss is {val_total!r} after epoch "
-                                            f"{start_epoch + epoch + 1}.")
+                                            f"{start_epoch + epoch + 1}; try a smaller "
+                                            f"learning rate.")
             if val_total < best[0]:
                 best = (val_total, {k: v.copy() for k, v in params.items()}, epoch)
 
@@ -179,12 +190,29 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     return history
 
 
-def _restore_finite(params, fallback):
-    """Keep the current parameters if all finite, else restore ``fallback``."""
-    if all(np.isfinite(p).all() for p in params.values()):
-        return
-    for k, v in fallback.items():
-        params[k][...] = v
+def _restore(flat_params, optimizer, snapshot):
+    """Return the packed parameters and the optimizer to ``snapshot``."""
+    flat_params[...] = snapshot[0]
+    optimizer.load_state_dict(snapshot[1])
+
+
+def _raise_diverged(flat_params, optimizer, snapshot, total, epoch, step):
+    """Raise :class:`TrainingDivergedError` for a non-finite loss or gradient at ``step``.
+
+    The bad step has not been applied, so the parameters and the optimizer are
+    already as before it, unless an earlier update overflowed the parameters;
+    then both go back to the start of the epoch.
+    """
+    bad = "loss" if not math.isfinite(total) else "gradient"
+    where = "before that step"
+    if not np.isfinite(flat_params).all():
+        _restore(flat_params, optimizer, snapshot)
+        where = f"at the end of epoch {epoch - 1} (an earlier update overflowed)"
+    raise TrainingDivergedError(
+        f"the {bad} became non-finite (loss={total!r}) at epoch {epoch}, step {step}; "
+        f"training stopped, and the parameters and optimizer state were left as they were "
+        f"{where}. Try a lower learning rate (e.g. optimizer=Adam(lr=1e-4)), a smaller "
+        f"lam, or check that the inputs are scaled (e.g. to [0, 1]).")
 
 
 def _print_epoch(stream, epoch, epochs, history, elapsed, eta):

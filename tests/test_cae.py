@@ -16,9 +16,9 @@ CONFIGS = [("bce", "sigmoid"), ("mse", "identity"), ("mse", "sigmoid")]
 
 
 def make_model(n_hidden, lam, activation="sigmoid", loss="bce", output="sigmoid", tied=True,
-               seed=0, **kw):
+               random_state=0, **kw):
     return ContractiveAutoencoder(n_hidden=n_hidden, lam=lam, activation=activation,
-                                  output_activation=output, loss=loss, tied=tied, seed=seed,
+                                  output_activation=output, loss=loss, tied=tied, random_state=random_state,
                                   dtype=np.float64, verbose=0, **kw)
 
 
@@ -30,7 +30,7 @@ def make_model(n_hidden, lam, activation="sigmoid", loss="bce", output="sigmoid"
 def test_loss_and_grad_passes_gradcheck(activation, tied, loss, output, n, d, k, lam, seed,
                                         data):
     X = data.draw(arrays(np.float64, (n, d), elements=unit))
-    model = make_model(k, lam, activation, loss, output, tied, seed=seed).initialize(d)
+    model = make_model(k, lam, activation, loss, output, tied, random_state=seed).initialize(d)
     result = check_model(model, X, method="richardson", rtol=1e-7)
     assert result.passed, result.report()
 
@@ -39,7 +39,7 @@ def test_loss_and_grad_passes_gradcheck(activation, tied, loss, output, n, d, k,
 def test_loss_and_grad_complex_step_exact(n, d, k, data):
     # sigmoid encoder + linear decoder + MSE is real-analytic end to end
     X = data.draw(arrays(np.float64, (n, d), elements=unit))
-    model = make_model(k, 0.7, "sigmoid", "mse", "identity", seed=1).initialize(d)
+    model = make_model(k, 0.7, "sigmoid", "mse", "identity", random_state=1).initialize(d)
     result = check_model(model, X, method="complex", rtol=1e-10)
     assert result.passed, result.report()
 
@@ -97,7 +97,7 @@ def test_params_can_be_assigned_before_loss_and_grad(rng):
 # ----------------------------------------------------------------------- estimator API
 def test_sklearn_conventions(rng):
     X = rng.random((120, 10)).astype(np.float32)
-    model = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=0)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=2, random_state=0, verbose=0)
     assert model.fit(X) is model
     assert model.transform(X).shape == (120, 4)
     assert model.transform(X).dtype == np.float32
@@ -110,21 +110,21 @@ def test_sklearn_conventions(rng):
     assert model.set_params(lam=0.5) is model and model.lam == 0.5
     with pytest.raises(ValueError, match="not a hyperparameter"):
         model.set_params(hidden=3)
-    other = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=0)
+    other = ContractiveAutoencoder(n_hidden=4, epochs=2, random_state=0, verbose=0)
     np.testing.assert_array_equal(other.fit_transform(X),
-                                  ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0,
+                                  ContractiveAutoencoder(n_hidden=4, epochs=2, random_state=0,
                                                          verbose=0).fit(X).transform(X))
     assert model.score(X) == pytest.approx(-model.loss_terms(X)["reconstruction"])
     assert set(model.history_) >= {"reconstruction", "contractive", "total", "samples_per_s"}
     assert len(model.history_["total"]) == 2
     assert set(model.params) == {"W", "b", "c"}
-    untied = ContractiveAutoencoder(n_hidden=4, tied=False, epochs=1, seed=0, verbose=0).fit(X)
+    untied = ContractiveAutoencoder(n_hidden=4, tied=False, epochs=1, random_state=0, verbose=0).fit(X)
     assert untied.params["W_dec"].shape == (4, 10)
 
 
 def test_same_seed_identical_weights_different_seed_differs(rng):
     X = rng.random((250, 12))
-    fit = lambda seed: ContractiveAutoencoder(n_hidden=5, epochs=3, seed=seed,
+    fit = lambda seed: ContractiveAutoencoder(n_hidden=5, epochs=3, random_state=seed,
                                               verbose=0).fit(X).params
     a, b, c = fit(3), fit(3), fit(4)
     for k in a:
@@ -137,7 +137,7 @@ def test_does_not_mutate_user_optimizer_or_data(rng):
     X = rng.random((50, 6))
     X_copy = X.copy()
     opt = Adam(lr=0.01)
-    ContractiveAutoencoder(n_hidden=3, optimizer=opt, epochs=1, seed=0, verbose=0).fit(X)
+    ContractiveAutoencoder(n_hidden=3, optimizer=opt, epochs=1, random_state=0, verbose=0).fit(X)
     assert opt.state == {}
     np.testing.assert_array_equal(X, X_copy)
 
@@ -146,7 +146,7 @@ def test_does_not_mutate_user_optimizer_or_data(rng):
 @pytest.fixture(scope="module")
 def fitted():
     X = np.random.default_rng(0).random((60, 8)).astype(np.float32)
-    return ContractiveAutoencoder(n_hidden=3, epochs=1, seed=0, verbose=0).fit(X)
+    return ContractiveAutoencoder(n_hidden=3, epochs=1, random_state=0, verbose=0).fit(X)
 
 
 def test_nan_and_inf_rejected(fitted):
@@ -160,7 +160,7 @@ def test_nan_and_inf_rejected(fitted):
 
 
 def test_wrong_feature_count(fitted):
-    with pytest.raises(ValueError, match="8 were expected"):
+    with pytest.raises(ValueError, match="expecting 8 features"):
         fitted.transform(np.zeros((2, 9), np.float32))
     with pytest.raises(ValueError, match="H has 2 features"):
         fitted.inverse_transform(np.zeros((2, 2), np.float32))
@@ -186,7 +186,7 @@ def test_empty_and_wrong_rank():
         ContractiveAutoencoder(verbose=0).fit(np.zeros((0, 5)))
     with pytest.raises(ValueError, match="2-D"):
         ContractiveAutoencoder(verbose=0).fit(np.zeros(5))
-    with pytest.raises(ValueError, match="Flatten"):
+    with pytest.raises(ValueError, match="flatten images"):
         ContractiveAutoencoder(verbose=0).fit(np.zeros((3, 28, 28)))
 
 
@@ -214,14 +214,14 @@ def test_bad_hyperparameters():
 # ----------------------------------------------------------------------- behaviour
 @pytest.fixture(scope="module")
 def digits():
-    X, y = npcae.datasets.make_digits(1200, seed=0)
+    X, y = npcae.datasets.make_digits(1200, random_state=0)
     return X[:1000], X[1000:]
 
 
 @pytest.fixture(scope="module")
 def trained_pair(digits):
     X_train, _ = digits
-    kw = dict(n_hidden=32, epochs=15, batch_size=50, seed=0, verbose=0)
+    kw = dict(n_hidden=32, epochs=15, batch_size=50, random_state=0, verbose=0)
     with_pen = ContractiveAutoencoder(lam=3.0, **kw).fit(X_train)
     without = ContractiveAutoencoder(lam=0.0, **kw).fit(X_train)
     return with_pen, without
@@ -246,7 +246,7 @@ def test_singular_values_mostly_below_one_with_a_few_large(trained_pair, digits)
 
 def test_training_reduces_reconstruction(digits):
     X_train, X_test = digits
-    model = ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=8, seed=0, verbose=0)
+    model = ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=8, random_state=0, verbose=0)
     model.fit(X_train)
     h = model.history_["reconstruction"]
     assert h[-1] < 0.6 * h[0]
@@ -282,7 +282,7 @@ class _SigmoidDerivativeForTanh(ContractiveAutoencoder):
                                             (_SigmoidDerivativeForTanh, "tanh")])
 def test_model_level_bugs_fail_the_checks(cls, activation, rng):
     X = rng.random((5, 7))
-    kw = dict(n_hidden=4, lam=0.5, activation=activation, dtype=np.float64, seed=0, verbose=0)
+    kw = dict(n_hidden=4, lam=0.5, activation=activation, dtype=np.float64, random_state=0, verbose=0)
     good = ContractiveAutoencoder(**kw).initialize(7)
     bad = cls(**kw).initialize(7)
     assert check_model(good, X, method="richardson").passed

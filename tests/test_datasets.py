@@ -384,10 +384,220 @@ def test_fashion_loader_refuses_mnist_files(clean_env, monkeypatch):
         load_fashion_mnist(split="test", download=False)
 
 
+# --------------------------------------------------------------------------- content identification
+
+FORMS = ("gz", "repacked-gz", "raw")
+OTHER = {"mnist": "fashion_mnist", "fashion_mnist": "mnist"}
+TITLE = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+LOADER = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist}
+
+
+def write_form(directory, stem, data, form):
+    """Write the IDX bytes ``data`` as ``stem`` in one of FORMS; return the path.
+
+    "gz" stands for a first compression (default level, mtime 0), "repacked-gz" for the
+    same content recompressed differently (level 9, another mtime): different bytes on
+    disk, same decompressed content.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if form == "raw":
+        path = directory / stem
+        path.write_bytes(data)
+    else:
+        path = directory / (stem + ".gz")
+        if form == "gz":
+            path.write_bytes(gzip.compress(data, mtime=0))
+        else:
+            path.write_bytes(gzip.compress(data, compresslevel=9, mtime=1234567890))
+    return path
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def tiny_split(n=9, random_state=0):
+    """IDX bytes of a small synthetic (images, labels) pair, plus the arrays."""
+    rng = np.random.default_rng(random_state)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    return idx_bytes(images), idx_bytes(labels), images, labels
+
+
+def pretend_official(monkeypatch, dataset, stem, data):
+    """Make ``data`` the official content of ``stem`` of ``dataset``, through the module's
+    own hash table, so the real lookup path is exercised."""
+    monkeypatch.setitem(datasets._CONTENT_SHA256[dataset], stem, sha256(data))
+
+
+def test_content_hashes_are_the_published_ones():
+    """The eight embedded hashes are those listed in ../shared/data/CONTENT_SHA256."""
+    table = datasets._CONTENT_SHA256
+    assert sorted(table) == ["fashion_mnist", "mnist"]
+    for name in table:
+        assert sorted(table[name]) == sorted(n for pair in NAMES.values() for n in pair)
+    hashes = [h for t in table.values() for h in t.values()]
+    assert len(set(hashes)) == 8 and all(len(h) == 64 for h in hashes)
+    listing = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CONTENT_SHA256"
+    if not listing.is_file():
+        pytest.skip(f"{listing} not found; the embedded hashes cannot be cross-checked")
+    listed = {}
+    for line in listing.read_text().splitlines():
+        if line.strip():
+            digest, rel = line.split()
+            name, stem = rel.split("/")
+            listed.setdefault(name, {})[stem] = digest
+    assert listed == table
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("which", ["labels", "images"])
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_other_datasets_files_are_refused_in_every_form(tmp_path, clean_env, monkeypatch,
+                                                        name, which, form):
+    """Files whose content is the other dataset's are refused, whatever the compression;
+    the error says which dataset they belong to."""
+    img, lab, _, _ = tiny_split()
+    stem_img, stem_lab = NAMES["train"]
+    pretend_official(monkeypatch, OTHER[name], stem_lab if which == "labels" else stem_img,
+                     lab if which == "labels" else img)
+    folder = tmp_path / "data"
+    write_form(folder, stem_img, img, form)
+    bad = write_form(folder, stem_lab, lab, form)
+    if which == "images":
+        bad = folder / (stem_img + ("" if form == "raw" else ".gz"))
+    with pytest.raises(DatasetNotFoundError) as info:
+        LOADER[name](folder, download=False)
+    msg = str(info.value)
+    other = TITLE[OTHER[name]]
+    assert f"holds {other} files, not {TITLE[name]}" in msg
+    assert f"{bad.name} is {other}'s" in msg
+    assert f"load_{OTHER[name]}()" in msg
+    assert msg.splitlines()[1].startswith(f"Refused {other} files")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_other_datasets_content_loads_with_its_own_loader(tmp_path, clean_env, monkeypatch,
+                                                          form):
+    """The same files are accepted by the loader of the dataset they belong to."""
+    img, lab, images, labels = tiny_split()
+    pretend_official(monkeypatch, "fashion_mnist", NAMES["train"][0], img)
+    pretend_official(monkeypatch, "fashion_mnist", NAMES["train"][1], lab)
+    write_form(tmp_path, NAMES["train"][0], img, form)
+    write_form(tmp_path, NAMES["train"][1], lab, form)
+    X, y = load_fashion_mnist(tmp_path, download=False, normalize=False, flatten=False)
+    np.testing.assert_array_equal(X, images)
+    np.testing.assert_array_equal(y, labels)
+    with pytest.raises(DatasetNotFoundError, match="holds Fashion-MNIST files, not MNIST"):
+        load_mnist(tmp_path, download=False)
+
+
+def test_refused_directory_is_skipped_for_the_next_one(tmp_path, clean_env, monkeypatch):
+    """A directory holding the other dataset's files does not stop the search."""
+    img, lab, _, _ = tiny_split()
+    pretend_official(monkeypatch, "fashion_mnist", NAMES["train"][1], lab)
+    write_form(tmp_path / "fashion", NAMES["train"][0], img, "repacked-gz")
+    write_form(tmp_path / "fashion", NAMES["train"][1], lab, "repacked-gz")
+    _, y_env = fake_split(tmp_path / "env", n=4, seed=4)
+    monkeypatch.setenv("NPCAE_DATA_DIR", str(tmp_path / "env"))
+    _, y = load_mnist(tmp_path / "fashion", download=False)
+    np.testing.assert_array_equal(y, y_env)
+
+
+def test_refused_directory_is_not_downloaded_into(tmp_path, clean_env, monkeypatch):
+    """download=True with the other dataset's files in data_dir: no fetch, no overwrite,
+    and the message says why nothing was fetched."""
+    img, lab, _, _ = tiny_split()
+    pretend_official(monkeypatch, "mnist", NAMES["train"][0], img)
+    folder = tmp_path / "data"
+    paths = [write_form(folder, NAMES["train"][0], img, "raw"),
+             write_form(folder, NAMES["train"][1], lab, "gz")]
+    before = [p.read_bytes() for p in paths]
+
+    def no_network(url, dest, timeout):
+        raise AssertionError(f"unexpected download of {url}")
+
+    monkeypatch.setattr(datasets, "_fetch", no_network)
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_fashion_mnist(folder)
+    msg = str(info.value)
+    assert "train-images-idx3-ubyte is MNIST's train-images-idx3-ubyte" in msg
+    assert "nothing fetched" in msg and "load_mnist()" in msg
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in paths)
+
+
+def test_misnamed_official_file_is_an_error(tmp_path, clean_env, monkeypatch):
+    """The test labels saved under the train-labels name: refused, the message names the
+    file's true identity."""
+    img, lab, _, _ = tiny_split()
+    pretend_official(monkeypatch, "mnist", NAMES["test"][1], lab)
+    write_form(tmp_path, NAMES["train"][0], img, "gz")
+    p = write_form(tmp_path, NAMES["train"][1], lab, "raw")
+    with pytest.raises(ValueError, match="misnamed") as info:
+        load_mnist(tmp_path, download=False)
+    assert str(p) in str(info.value)
+    assert "MNIST's t10k-labels-idx1-ubyte, not train-labels-idx1-ubyte" in str(info.value)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_unknown_content_loads(tmp_path, clean_env, form):
+    """Files of neither release (custom data in IDX form) load when they parse."""
+    img, lab, images, labels = tiny_split(n=5)
+    assert datasets._identify(img) is None and datasets._identify(lab) is None
+    write_form(tmp_path, NAMES["test"][0], img, form)
+    write_form(tmp_path, NAMES["test"][1], lab, form)
+    for loader in (load_mnist, load_fashion_mnist):
+        X, y = loader(tmp_path, split="test", download=False, normalize=False)
+        np.testing.assert_array_equal(X, images.reshape(5, -1))
+        np.testing.assert_array_equal(y, labels)
+
+
+def test_each_file_is_read_once(tmp_path, clean_env, monkeypatch):
+    """The bytes hashed for identification are the bytes parsed: one read per file."""
+    fake_split(tmp_path, n=6)
+    reads = []
+    real = datasets._read_bytes
+
+    def counting(path):
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(datasets, "_read_bytes", counting)
+    load_mnist(tmp_path, download=False)
+    assert sorted(reads) == sorted(n + ".gz" for n in NAMES["train"])
+
+
+@needs_mnist
+@pytest.mark.parametrize("form", ["repacked-gz", "raw"])
+def test_real_mnist_recompressed_or_raw_is_recognised(tmp_path, clean_env, form):
+    """The official MNIST test split, recompressed (level 9, another mtime) or raw: it
+    loads as MNIST, equal to the original, and Fashion-MNIST refuses it."""
+    X0, y0 = load_mnist(REAL_MNIST, split="test", download=False, normalize=False)
+    contents = {}
+    for stem in NAMES["test"]:
+        original = REAL_MNIST / (stem + ".gz")
+        data = gzip.decompress(original.read_bytes()) if original.is_file() else \
+            (REAL_MNIST / stem).read_bytes()
+        contents[stem] = data
+        p = write_form(tmp_path, stem, data, form)
+        if original.is_file():
+            assert p.read_bytes() != original.read_bytes()  # really a different file
+    X, y = load_mnist(tmp_path, split="test", download=False, normalize=False)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+    assert y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    with pytest.raises(DatasetNotFoundError, match="t10k-labels-idx1-ubyte.* is MNIST's"):
+        load_fashion_mnist(tmp_path, split="test", download=False)
+    for stem, data in contents.items():  # the real content matches the embedded hashes
+        assert datasets._identify(data) == ("mnist", stem)
+
+
 # --------------------------------------------------------------------------- make_digits
 
 def test_make_digits_basic():
-    X, y = make_digits(200, seed=0)
+    X, y = make_digits(200, random_state=0)
     assert X.shape == (200, 784) and X.dtype == np.float32 and X.flags.c_contiguous
     assert y.shape == (200,) and y.dtype == np.int64
     assert X.min() >= 0.0 and X.max() <= 1.0
@@ -408,21 +618,39 @@ def test_make_digits_basic():
 
 def test_make_digits_reproducible_and_seeded():
     state = np.random.get_state()[1].copy()
-    X1, y1, f1 = make_digits(50, seed=123, return_factors=True)
+    X1, y1, f1 = make_digits(50, random_state=123, return_factors=True)
     np.testing.assert_array_equal(np.random.get_state()[1], state)  # global RNG untouched
-    X2, y2, f2 = make_digits(50, seed=123, return_factors=True)
+    X2, y2, f2 = make_digits(50, random_state=123, return_factors=True)
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(y1, y2)
     for k in f1:
         np.testing.assert_array_equal(f1[k], f2[k])
-    X3, _ = make_digits(50, seed=124)
+    X3, _ = make_digits(50, random_state=124)
     assert not np.array_equal(X1, X3)
-    X4, y4 = make_digits(50, seed=np.random.default_rng(123))
+    X4, y4 = make_digits(50, random_state=np.random.default_rng(123))
     np.testing.assert_array_equal(X1, X4)
 
 
+def test_make_digits_random_state_forms():
+    """None, int, Generator and RandomState are all accepted (scikit-learn convention)."""
+    X1, y1 = make_digits(20, random_state=7)
+    X2, y2 = make_digits(20, random_state=np.random.default_rng(7))
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+    X3, _ = make_digits(20, random_state=np.int64(7))
+    np.testing.assert_array_equal(X1, X3)
+    Xa, _ = make_digits(20, random_state=np.random.RandomState(3))
+    Xb, _ = make_digits(20, random_state=np.random.RandomState(3))
+    np.testing.assert_array_equal(Xa, Xb)
+    rs = np.random.RandomState(3)
+    make_digits(20, random_state=rs)
+    assert not np.array_equal(make_digits(20, random_state=rs)[0], Xa)  # it advanced
+    Xn, yn = make_digits(20, random_state=None)
+    assert Xn.shape == (20, 784) and yn.shape == (20,)
+
+
 def test_make_digits_factors_and_options():
-    X, y, f = make_digits(100, seed=1, return_factors=True, image_size=16,
+    X, y, f = make_digits(100, random_state=1, return_factors=True, image_size=16,
                           dtype=np.float64, balanced=False)
     assert X.shape == (100, 256) and X.dtype == np.float64
     assert set(f) >= {"rotation", "scale_x", "scale_y", "shear", "shift_x", "shift_y",
@@ -432,7 +660,7 @@ def test_make_digits_factors_and_options():
     assert np.abs(f["rotation"]).max() <= 15.0
     assert (f["thickness"] > 0).all()
     # fixed geometry: zero rotation/shear/shift gives identical images per class & variant
-    Xa, ya, fa = make_digits(40, seed=2, return_factors=True, rotation=0, shear=0, shift=0,
+    Xa, ya, fa = make_digits(40, random_state=2, return_factors=True, rotation=0, shear=0, shift=0,
                              scale=1, aspect=(1, 1), thickness=2, deform=0)
     assert (fa["scale_y"] == 1).all() and (fa["thickness"] == 2).all()
     assert (fa["rotation"] == 0).all() and (fa["shift_x"] == 0).all()
@@ -440,22 +668,22 @@ def test_make_digits_factors_and_options():
         sel = (ya == d) & (fa["variant"] == 0)
         assert sel.sum() >= 1
         np.testing.assert_array_equal(Xa[sel], np.broadcast_to(Xa[sel][0], Xa[sel].shape))
-    Xn, _ = make_digits(20, seed=3, noise=0.2)
+    Xn, _ = make_digits(20, random_state=3, noise=0.2)
     assert 0.0 <= Xn.min() and Xn.max() <= 1.0
 
 
 def test_make_digits_speed():
     """Vectorised rendering: 10,000 digits take ~1 s; fail only if grossly slower."""
     t0 = time.perf_counter()
-    X, _ = make_digits(10000, seed=0)
+    X, _ = make_digits(10000, random_state=0)
     assert X.shape == (10000, 784)
     assert time.perf_counter() - t0 < 15.0
 
 
 def test_make_digits_distinguishable():
     """A nearest-class-mean classifier on held-out digits is far above chance (10%)."""
-    Xtr, ytr = make_digits(2000, seed=0)
-    Xte, yte = make_digits(1000, seed=1)
+    Xtr, ytr = make_digits(2000, random_state=0)
+    Xte, yte = make_digits(1000, random_state=1)
     means = np.stack([Xtr[ytr == d].mean(0) for d in range(10)])
     d2 = ((Xte[:, None, :] - means[None]) ** 2).sum(-1)
     acc = (d2.argmin(1) == yte).mean()
@@ -479,8 +707,14 @@ def test_make_digits_bad_arguments():
         make_digits(5, shear="big")
     with pytest.raises(ValueError, match="noise"):
         make_digits(5, noise=-1)
-    with pytest.raises(TypeError, match="seed"):
-        make_digits(5, seed="abc")
+    with pytest.raises(TypeError, match="random_state"):
+        make_digits(5, random_state="abc")
+    with pytest.raises(ValueError, match="random_state"):
+        make_digits(5, random_state=-1)
+    with pytest.raises(TypeError, match="random_state"):
+        make_digits(5, random_state=True)
+    with pytest.raises(TypeError, match="seed"):  # the old name is gone, no alias
+        make_digits(5, seed=0)
 
 
 # --------------------------------------------------------------------------- make_manifold
@@ -488,7 +722,7 @@ def test_make_digits_bad_arguments():
 @pytest.mark.parametrize("kind", ["circle", "spiral", "sine"])
 @pytest.mark.parametrize("ambient_dim", [2, 5])
 def test_manifold_tangents_match_finite_differences(kind, ambient_dim):
-    X, t, T = make_manifold(kind, 4000, ambient_dim=ambient_dim, seed=0)
+    X, t, T = make_manifold(kind, 4000, ambient_dim=ambient_dim, random_state=0)
     assert X.shape == T.shape == (4000, ambient_dim) and t.shape == (4000,)
     np.testing.assert_allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-12)
     order = np.argsort(t)
@@ -500,19 +734,37 @@ def test_manifold_tangents_match_finite_differences(kind, ambient_dim):
 
 
 def test_manifold_geometry_and_noise():
-    X, t, _ = make_manifold("circle", 300, seed=1)
+    X, t, _ = make_manifold("circle", 300, random_state=1)
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(X, np.column_stack([np.cos(t), np.sin(t)]), atol=1e-12)
-    Xh, _, Th = make_manifold("spiral", 300, ambient_dim=10, seed=1)
+    Xh, _, Th = make_manifold("spiral", 300, ambient_dim=10, random_state=1)
     # the embedded curve lies in a 2-D subspace
     s = np.linalg.svd(Xh, compute_uv=False)
     assert s[2] < 1e-10 * s[0]
-    Xn, tn, Tn = make_manifold("spiral", 300, ambient_dim=10, seed=1, noise=0.05)
+    Xn, tn, Tn = make_manifold("spiral", 300, ambient_dim=10, random_state=1, noise=0.05)
     assert Xn.shape == (300, 10)
     assert 0.02 < np.std(Xn - Xh) < 0.08
     np.testing.assert_array_equal(Tn, Th)  # tangents of the clean curve
-    Xf, tf, Tf = make_manifold("sine", 10, seed=1, dtype=np.float32)
+    Xf, tf, Tf = make_manifold("sine", 10, random_state=1, dtype=np.float32)
     assert Xf.dtype == tf.dtype == Tf.dtype == np.float32
+
+
+def test_manifold_random_state():
+    X1, t1, T1 = make_manifold("spiral", 50, ambient_dim=4, noise=0.1, random_state=3)
+    X2, t2, T2 = make_manifold("spiral", 50, ambient_dim=4, noise=0.1,
+                               random_state=np.random.default_rng(3))
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(T1, T2)
+    Xa = make_manifold("circle", 30, random_state=np.random.RandomState(1))[0]
+    Xb = make_manifold("circle", 30, random_state=np.random.RandomState(1))[0]
+    np.testing.assert_array_equal(Xa, Xb)
+    assert make_manifold("circle", 30, random_state=None)[0].shape == (30, 2)
+    with pytest.raises(ValueError, match="random_state"):
+        make_manifold("circle", random_state=-3)
+    with pytest.raises(TypeError, match="random_state"):
+        make_manifold("circle", random_state=1.5)
+    with pytest.raises(TypeError, match="seed"):  # no alias for the old name
+        make_manifold("circle", seed=0)
 
 
 def test_manifold_bad_arguments():
@@ -527,14 +779,14 @@ def test_manifold_bad_arguments():
 # --------------------------------------------------------------------------- load_dataset
 
 def test_load_dataset_digits():
-    Xtr, ytr = load_dataset("digits", "train", n_samples=30, seed=5)
-    Xte, yte = load_dataset("digits", "test", n_samples=30, seed=5)
+    Xtr, ytr = load_dataset("digits", "train", n_samples=30, random_state=5)
+    Xte, yte = load_dataset("digits", "test", n_samples=30, random_state=5)
     assert Xtr.shape == Xte.shape == (30, 784)
     assert not np.array_equal(Xtr, Xte)
-    Xtr2, ytr2 = load_dataset("Digits", "train", n_samples=30, seed=5)
+    Xtr2, ytr2 = load_dataset("Digits", "train", n_samples=30, random_state=5)
     np.testing.assert_array_equal(Xtr, Xtr2)
     np.testing.assert_array_equal(ytr, ytr2)
-    assert not np.array_equal(Xtr, load_dataset("digits", n_samples=30, seed=6)[0])
+    assert not np.array_equal(Xtr, load_dataset("digits", n_samples=30, random_state=6)[0])
 
 
 def test_load_dataset_idx_and_errors(tmp_path, clean_env):
@@ -546,3 +798,33 @@ def test_load_dataset_idx_and_errors(tmp_path, clean_env):
         load_dataset("cifar10")
     with pytest.raises(ValueError, match="split"):
         load_dataset("digits", split="val")
+
+
+def test_load_dataset_random_state():
+    # an int keeps the documented derivation: SeedSequence(int).spawn(2), train first
+    streams = np.random.SeedSequence(5).spawn(2)
+    for split, stream in zip(("train", "test"), streams):
+        X, y = load_dataset("digits", split, n_samples=12, random_state=5)
+        Xr, yr = make_digits(12, random_state=np.random.default_rng(stream))
+        np.testing.assert_array_equal(X, Xr)
+        np.testing.assert_array_equal(y, yr)
+    X0 = load_dataset("digits", n_samples=12)[0]  # default random_state=0: reproducible
+    np.testing.assert_array_equal(X0, load_dataset("digits", n_samples=12, random_state=0)[0])
+    # Generator / RandomState: reproducible from their state, train != test
+    for make in (np.random.default_rng, np.random.RandomState):
+        Xtr = load_dataset("digits", "train", n_samples=12, random_state=make(9))[0]
+        Xtr2 = load_dataset("digits", "train", n_samples=12, random_state=make(9))[0]
+        Xte = load_dataset("digits", "test", n_samples=12, random_state=make(9))[0]
+        np.testing.assert_array_equal(Xtr, Xtr2)
+        assert not np.array_equal(Xtr, Xte)
+    assert load_dataset("digits", n_samples=3, random_state=None)[0].shape == (3, 784)
+    # validated for every dataset name, the error names the parameter
+    for name in ("digits", "mnist"):
+        with pytest.raises(ValueError, match="random_state"):
+            load_dataset(name, random_state=-1)
+        with pytest.raises(TypeError, match="random_state"):
+            load_dataset(name, random_state="0")
+    with pytest.raises(TypeError, match="random_state"):
+        load_dataset("digits", random_state=False)
+    with pytest.raises(TypeError, match="seed"):  # no alias for the old name
+        load_dataset("digits", n_samples=3, seed=0)

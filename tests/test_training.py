@@ -26,7 +26,7 @@ def test_minibatches_cover_every_sample_once():
 
 def test_history_records_every_term_per_epoch(data):
     X, X_val = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=3, seed=0, verbose=0)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=3, random_state=0, verbose=0)
     model.fit(X, validation_data=X_val)
     h = model.history_
     for key in ("reconstruction", "contractive", "total", "val_reconstruction",
@@ -42,7 +42,7 @@ def test_history_records_every_term_per_epoch(data):
 def test_epoch_loss_is_sample_weighted_mean_of_batches(data):
     # with lr tiny the parameters barely move: the epoch mean must equal the full-data loss
     X, _ = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=1, batch_size=64, seed=0, verbose=0,
+    model = ContractiveAutoencoder(n_hidden=4, epochs=1, batch_size=64, random_state=0, verbose=0,
                                    optimizer=SGD(lr=1e-12), dtype=np.float64)
     model.fit(X)
     assert model.history_["total"][0] == pytest.approx(model.loss_terms(X)["total"], rel=1e-9)
@@ -50,7 +50,7 @@ def test_epoch_loss_is_sample_weighted_mean_of_batches(data):
 
 def test_progress_line(data):
     X, _ = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=1)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=2, random_state=0, verbose=1)
     stream = io.StringIO()
     model._check_hyperparameters()
     model.initialize(X.shape[1])
@@ -70,7 +70,7 @@ def test_quiet_with_verbose_zero(data, capsys):
 
 def test_early_stopping_restores_best(data):
     X, X_val = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=50, seed=0, verbose=0, early_stopping=2,
+    model = ContractiveAutoencoder(n_hidden=4, epochs=50, random_state=0, verbose=0, early_stopping=2,
                                    optimizer=SGD(lr=0.5))
     model.fit(X, validation_data=X_val)
     h = model.history_
@@ -89,7 +89,7 @@ def test_early_stopping_needs_validation(data):
                             "ignore:invalid value:RuntimeWarning")
 def test_divergence_stops_with_clear_error_and_finite_params(data):
     X, _ = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=5, seed=0, verbose=0, lam=0.0,
+    model = ContractiveAutoencoder(n_hidden=4, epochs=5, random_state=0, verbose=0, lam=0.0,
                                    loss="mse", output_activation="identity",
                                    activation="identity", optimizer=SGD(lr=1e3))
     with pytest.raises(TrainingDivergedError, match="non-finite") as info:
@@ -108,7 +108,7 @@ def test_nan_in_validation_data_rejected(data):
 
 def test_warm_start_continues_history_and_shuffle(data):
     X, _ = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=2, seed=0, verbose=0, warm_start=True)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=2, random_state=0, verbose=0, warm_start=True)
     model.fit(X)
     W_after_2 = model.params["W"].copy()
     model.fit(X)
@@ -154,7 +154,7 @@ def test_training_step_applies_the_checked_gradient(tied, activation, loss, outp
     rng = np.random.default_rng(5)
     X = rng.random((9, 7))
     kw = dict(n_hidden=4, lam=0.3, activation=activation, output_activation=output, loss=loss,
-              tied=tied, batch_size=9, epochs=1, seed=2, dtype=np.float64, verbose=0)
+              tied=tied, batch_size=9, epochs=1, random_state=2, dtype=np.float64, verbose=0)
     model = ContractiveAutoencoder(**kw, optimizer=SGD(lr=0.1), warm_start=True).initialize(7)
     before = {name: p.copy() for name, p in model.params.items()}
     _, grads = model.loss_and_grad(X)
@@ -170,7 +170,7 @@ def test_parameters_and_optimizer_state_are_packed_after_fit(data):
     step), keep their shapes and values, and the optimiser keeps one state entry for it."""
     from npcae.training import PACKED
     X, _ = data
-    model = ContractiveAutoencoder(n_hidden=4, epochs=1, seed=0, verbose=0).fit(X)
+    model = ContractiveAutoencoder(n_hidden=4, epochs=1, random_state=0, verbose=0).fit(X)
     assert all(p.base is not None for p in model.params.values())
     assert len({id(p.base) for p in model.params.values()}) == 1
     flat = next(iter(model.params.values())).base

@@ -70,9 +70,10 @@ class ContractiveAutoencoder(BaseAutoencoder):
     optimizer : None, str, dict or Optimizer
         Default ``Adam(lr=1e-3)``. An instance is copied, never mutated.
     batch_size, epochs : int
-    seed : int or None
-        Seeds the initial weights and the minibatch order: same seed and data
-        give identical parameters.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the initial weights and the minibatch order: the same int and
+        data give identical parameters. A Generator (or RandomState) is drawn
+        from, so repeated fits differ. ``None``: fresh entropy each fit.
     dtype : float32 (default) or float64
         Parameter and computation dtype. Use float64 to check gradients.
     init : str
@@ -82,9 +83,10 @@ class ContractiveAutoencoder(BaseAutoencoder):
         Patience in epochs on the validation loss (needs ``validation_data``);
         the best parameters are restored at the end.
     verbose : int
-        0 silent, 1 one line per epoch.
+        0 silent (default), 1 one line per epoch.
     warm_start : bool
-        Continue from the current parameters and optimizer state on the next ``fit``.
+        Continue from the current parameters, optimizer state and minibatch
+        generator on the next ``fit`` (exactly like one uninterrupted run).
 
     Attributes
     ----------
@@ -94,21 +96,31 @@ class ContractiveAutoencoder(BaseAutoencoder):
         Per-epoch ``reconstruction``, ``contractive``, ``total`` (and ``val_*``),
         ``samples_per_s``.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` was given a DataFrame with string column names.
+    n_iter_ : int
+        Epochs trained so far (``partial_fit`` calls count as epochs).
+    loss_curve_ : list of float
+        The training objective after each epoch (``history_["total"]``).
+    optimizer_ : Optimizer
+        The optimizer with its moments (kept for warm starts and in saved files).
+    training_rng_state_ : dict
+        State of the minibatch-order generator after the last completed epoch.
 
     Examples
     --------
     >>> import numpy as np, npcae
-    >>> X, _ = npcae.datasets.make_digits(500, seed=0)
-    >>> cae = npcae.ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=2, seed=0, verbose=0)
+    >>> X, _ = npcae.datasets.make_digits(500, random_state=0)
+    >>> cae = npcae.ContractiveAutoencoder(n_hidden=32, lam=0.1, epochs=2, random_state=0)
     >>> codes = cae.fit(X).transform(X)
     >>> codes.shape
     (500, 32)
     """
 
     def __init__(self, n_hidden=64, lam=0.1, activation="sigmoid", output_activation="sigmoid",
-                 loss="bce", tied=True, optimizer=None, batch_size=100, epochs=10, seed=None,
-                 dtype=np.float32, init="auto", early_stopping=None, verbose=1,
-                 warm_start=False):
+                 loss="bce", tied=True, optimizer=None, batch_size=100, epochs=10,
+                 random_state=None, dtype=np.float32, init="auto", early_stopping=None,
+                 verbose=0, warm_start=False):
         self.n_hidden = n_hidden
         self.lam = lam
         self.activation = activation
@@ -118,7 +130,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.epochs = epochs
-        self.seed = seed
+        self.random_state = random_state
         self.dtype = dtype
         self.init = init
         self.early_stopping = early_stopping
@@ -134,15 +146,20 @@ class ContractiveAutoencoder(BaseAutoencoder):
     def _psi(self):
         return get_activation(self.output_activation)
 
+    _shape_hyperparameters = ("n_hidden", "tied")
+
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
-        from .._validation import check_positive_int
+        from .._validation import check_bool, check_positive_int, check_real
+        from ..layers import INITIALIZERS
         check_positive_int(self.n_hidden, "n_hidden")
-        lam = float(self.lam)
-        if not np.isfinite(lam) or lam < 0:
-            raise ValueError(f"lam must be a finite number >= 0; got {self.lam!r}.")
+        check_real(self.lam, "lam", low=0.0)
+        check_bool(self.tied, "tied")
         get_activation(self.activation), get_activation(self.output_activation)
         get_loss(self.loss)
+        if self.init != "auto" and self.init not in INITIALIZERS:
+            raise ValueError(f"init must be 'auto' or one of {sorted(INITIALIZERS)}; got "
+                             f"{self.init!r}.")
         if self.loss == "bce" and not isinstance(self._psi, Sigmoid):
             raise ValueError(f"loss='bce' needs output_activation='sigmoid' (got "
                              f"{self.output_activation!r}); for a linear decoder use "
@@ -213,18 +230,6 @@ class ContractiveAutoencoder(BaseAutoencoder):
             D2 *= D1                                            # H (1 - H)(1 - 2H)
             return D1, D2
         return self._phi.derivative(A, H), self._phi.second_derivative(A, H)
-
-    def _grads_finite(self, grads):
-        """Cheap finiteness test used by the training loop after each step.
-
-        ``grads["b"] = sum_n dL/dA`` and ``grads["c"] = sum_n dL/dZ`` are
-        reductions over every entry of the two backpropagated arrays, so a NaN
-        or inf anywhere in them shows up there; ``grads["W"]`` is built from
-        those arrays and the (finite, validated) inputs and parameters. Checking
-        the two bias gradients therefore covers the whole gradient at a cost of
-        ``O(k + d)`` instead of ``O(d k)``.
-        """
-        return all(np.isfinite(grads[key]).all() for key in ("b", "c"))
 
     def _objective(self, X, grads, ws):
         """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
@@ -314,6 +319,27 @@ class ContractiveAutoencoder(BaseAutoencoder):
         value, G_R = get_loss(self.loss)(R, X)                  # dL/dR
         np.multiply(G_R, psi.derivative(Z, R), out=Z)           # dL/dZ = dL/dR * psi'(Z)
         return value
+
+    def _sample_terms(self, X):
+        """The objective's terms for each row of ``X``: dict of ``(n,)`` arrays.
+
+        Written plainly (no fusions): ``reconstruction_n = loss(x_n, r_n)`` summed
+        over features, ``contractive_n = sum_j phi'(a_nj)^2 s_j`` and
+        ``total_n = reconstruction_n + lam * contractive_n``; their means are the
+        terms ``_objective`` returns.
+        """
+        from ..losses import per_sample_loss
+        W, b = self.params["W"], self.params["b"]
+        A = X @ W + b
+        H = self._phi.value(A)
+        Z = H @ self._decoder_weights() + self.params["c"]
+        if self.loss == "bce" and isinstance(self._psi, Sigmoid):
+            rec = np.sum(np.logaddexp(0.0, Z) - X * Z, axis=1)   # BCE from the logits
+        else:
+            rec = per_sample_loss(self.loss, self._psi.value(Z), X)
+        D1 = self._phi.derivative(A, H)
+        pen = (D1 * D1) @ np.einsum("ij,ij->j", W, W)
+        return {"reconstruction": rec, "contractive": pen, "total": rec + float(self.lam) * pen}
 
     # convenience for users checking the closed form
     def contractive_penalty(self, X):
