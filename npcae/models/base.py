@@ -84,11 +84,11 @@ def _same_value(a, b):
     """Whether hyperparameter value ``a`` equals default ``b`` (for ``__repr__``)."""
     if a is b:
         return True
-    try:
-        if _is_dtype_like(a) and _is_dtype_like(b):
+    if _is_dtype_like(b) and (_is_dtype_like(a) or isinstance(a, str)):
+        try:
             return np.dtype(a) == np.dtype(b)
-    except TypeError:
-        return False
+        except TypeError:
+            return False
     if type(a) is not type(b):
         return False
     try:
@@ -256,7 +256,8 @@ class BaseAutoencoder:
         return f" (from {now})"
 
     # -- input validation ---------------------------------------------------------
-    def _validate_X(self, X, name="X", *, reset=False, dtype=None, check_range=False):
+    def _validate_X(self, X, name="X", *, reset=False, dtype=None, check_range=False,
+                    warm=False):
         """Return ``X`` as a finite float array of the working dtype, checking its shape.
 
         ``reset=True`` (fit) accepts any feature count and records
@@ -264,6 +265,8 @@ class BaseAutoencoder:
         the feature count (and names) must match the fitted model's.
         ``check_range=True`` (fit, score and the loss methods) checks [0, 1] for
         losses that need it: encoding and the Jacobian accept any real input.
+        ``warm=True`` (a warm-started fit) checks the fitted shapes with
+        :meth:`_check_warm_start` instead, whose errors say how to start over.
         Integer, bool and numeric object arrays are converted to float; ``uint8``
         raises for models whose loss needs [0, 1] (raw images; divide by 255) and
         warns otherwise.
@@ -284,7 +287,10 @@ class BaseAutoencoder:
             if not hasattr(self, "n_features_in_"):
                 raise NotFittedError(f"this {owner} is not fitted yet; call fit(X) before "
                                      f"using it.")
-            check_n_features(arr, self.n_features_in_, name, owner=owner)
+            if warm:
+                self._check_warm_start(arr.shape[1])
+            else:
+                check_n_features(arr, self.n_features_in_, name, owner=owner)
             if name == "X":
                 self._check_feature_names(names)
         if unit and check_range:
@@ -356,8 +362,12 @@ class BaseAutoencoder:
         X = self._prepare_for_objective(X)
         n = X.shape[0]
         sums = {}
-        for start, stop in self._eval_blocks(X):
-            _, terms = self._objective(X[start:stop], None, Workspace())
+        blocks = self._eval_blocks(X)
+        ws = Workspace()                  # reused: fresh memory per block would page-fault
+        for start, stop in blocks:
+            if stop - start != blocks[0][1]:
+                ws = Workspace()          # the shorter last block (frees the full-size arrays)
+            _, terms = self._objective(X[start:stop], None, ws)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + _scalar(value) * (stop - start)
         return {key: value / n for key, value in sums.items()}
@@ -404,8 +414,7 @@ class BaseAutoencoder:
         self._check_hyperparameters()
         warm = bool(self.warm_start) and self.__sklearn_is_fitted__()
         if warm:
-            X = self._validate_X(X, check_range=True)
-            self._check_warm_start(X.shape[1])
+            X = self._validate_X(X, check_range=True, warm=True)
         else:
             X = self._validate_X(X, reset=True, check_range=True)
         X_val = self._validate_validation_data(validation_data, X.shape[1])
@@ -426,8 +435,7 @@ class BaseAutoencoder:
         """
         self._check_hyperparameters()
         if self.__sklearn_is_fitted__() and hasattr(self, "optimizer_"):
-            X = self._validate_X(X, check_range=True)
-            self._check_warm_start(X.shape[1])
+            X = self._validate_X(X, check_range=True, warm=True)
             self._resume_training_state()
         else:
             X = self._validate_X(X, reset=not self.__sklearn_is_fitted__(), check_range=True)
