@@ -2,7 +2,7 @@
 """Time one npcae contractive-autoencoder training epoch in the shared peer's setting.
 
 Setting (identical to ``shared/bench/peers_torch.py``): 60,000 x 784 synthetic
-MNIST-shaped data from the same recipe and seed, float32, batch 100, sigmoid
+MNIST-shaped data from the same recipe and random seed, float32, batch 100, sigmoid
 encoder and decoder, tied weights, BCE summed over pixels + lam * ||J_f||_F^2
 (lam 0.1), mean over the batch, Adam lr 1e-3, 2 BLAS threads.
 
@@ -48,7 +48,8 @@ def parse_args(argv=None):
     ap.add_argument("--dim", type=int, default=784)
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", "--seed", dest="random_state", type=int, default=0,
+                    help="seed of the data and of the model (the peer's --seed; default 0)")
     ap.add_argument("--warmup", type=int, default=3,
                     help="batches in the untimed warm-up fit on a throwaway model (0: none)")
     ap.add_argument("--tracemalloc", action="store_true",
@@ -85,11 +86,11 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------- helpers
-def make_data(n, d, seed):
+def make_data(n, d, random_state):
     """Same recipe as shared/bench/peers_torch.py (same seed -> same array):
     binarised + blurred pixels in [0, 1], quantised to /255, float32."""
     import numpy as np
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     x = (rng.random((n, d), dtype=np.float32) > 0.75).astype(np.float32)
     x = (x + np.roll(x, 1, axis=1) + np.roll(x, -1, axis=1)) / np.float32(3)
     return np.round(x * 255) / np.float32(255)
@@ -234,7 +235,7 @@ def run_single(args, H, X):
         return ContractiveAutoencoder(
             n_hidden=H, lam=args.lam, activation="sigmoid", output_activation="sigmoid",
             loss="bce", tied=True, optimizer=Adam(lr=args.lr), batch_size=args.batch,
-            epochs=1, seed=args.seed, dtype=np.float32, verbose=0)
+            epochs=1, random_state=args.random_state, dtype=np.float32, verbose=0)
 
     if args.warmup:
         k = min(X.shape[0], args.warmup * args.batch)
@@ -341,7 +342,7 @@ def run_compare(args):
                  % args.peer_python)
     common = ["--epochs", str(args.epochs), "--threads", str(args.threads),
               "--batch", str(args.batch), "--n", str(args.n), "--dim", str(args.dim),
-              "--seed", str(args.seed), "--warmup", str(args.warmup)]
+              "--seed", str(args.random_state), "--warmup", str(args.warmup)]
     env = dict(os.environ)
     for H in args.hidden_list:
         rows, discarded = [], []
@@ -403,7 +404,7 @@ def main(argv=None):
         print("warning: numpy imported before thread limits were set", file=sys.stderr)
     if REPO not in sys.path:
         sys.path.insert(0, REPO)          # benchmark the working tree, not an installed copy
-    X = make_data(args.n, args.dim, args.seed)
+    X = make_data(args.n, args.dim, args.random_state)
     for H in args.hidden_list:
         print(json.dumps(run_single(args, H, X)), flush=True)
 

@@ -3,7 +3,7 @@ cross-entropy reconstruction; trained with and without the penalty to show what 
 
     python demos/classic_cae.py --out demo-classic
 
-Prints, for lam = 0 and lam > 0 on the same data and seed: test cross-entropy per pixel, the mean
+Prints, for lam = 0 and lam > 0 on the same data and random_state: test cross-entropy per pixel, the mean
 Frobenius norm of the encoder Jacobian, and the fraction of its singular values below 1. Writes
 the two spectra overlaid and the tangent directions of the contractive model.
 """
@@ -15,13 +15,13 @@ from npcae import plotting
 from npcae.analysis import jacobian_spectrum, tangent_directions
 
 args = parse_args(__doc__.splitlines()[0], "demo-classic", epochs=10)
-X, _, X_test, _ = load_data(args.n_train, seed=args.seed)
+X, _, X_test, _ = load_data(args.n_train, random_state=args.random_state)
 
 spectra = {}
 models = {}
 for lam in (0.0, 0.5):
     cae = npcae.ContractiveAutoencoder(n_hidden=128, lam=lam, epochs=args.epochs,
-                                       seed=args.seed, verbose=0).fit(X)
+                                       random_state=args.random_state).fit(X)
     svals = jacobian_spectrum(cae, X_test[:500])
     spectra[f"lam = {lam:g}"] = svals
     models[lam] = cae

@@ -19,7 +19,7 @@ from npcae.analysis import jacobian_spectrum, summarize_spectrum
 KERAS_LAM = 1e-3
 
 args = parse_args(__doc__.splitlines()[0], "demo-keras", epochs=10)
-X, _, X_test, _ = load_data(args.n_train, seed=args.seed)
+X, _, X_test, _ = load_data(args.n_train, random_state=args.random_state)
 d = X.shape[1]
 lam = KERAS_LAM * d
 print(f"Keras lam {KERAS_LAM:g} with mean-over-pixels MSE  ==  npcae lam {lam:g} with summed MSE")
@@ -27,7 +27,8 @@ print(f"Keras lam {KERAS_LAM:g} with mean-over-pixels MSE  ==  npcae lam {lam:g}
 cae = npcae.ContractiveAutoencoder(n_hidden=64, lam=lam, activation="sigmoid",
                                    output_activation="identity", loss="mse", tied=False,
                                    optimizer=npcae.optim.Adam(lr=1e-3), batch_size=100,
-                                   epochs=args.epochs, seed=args.seed)
+                                   epochs=args.epochs, random_state=args.random_state,
+                                   verbose=1)
 cae.fit(X, validation_data=X_test)
 terms = cae.loss_terms(X_test)
 svals = jacobian_spectrum(cae, X_test[:500])

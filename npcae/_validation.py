@@ -90,16 +90,17 @@ def as_float_array(x, name="X", *, ndim=None, dtype=None, allow_empty=False,
         raise TypeError(f"{name} has dtype {arr.dtype}; a real numeric array (float32 or "
                         f"float64) is required.")
     if ndim is not None and arr.ndim != ndim:
+        var = name if name.isidentifier() else "X"          # a name that reads as code
         shape_hint = ""
         if ndim == 2 and arr.ndim == 1:
-            shape_hint = (f" Reshape your data either using {name}.reshape(-1, 1) if it has a "
-                          f"single feature or {name}.reshape(1, -1) if it contains a single "
+            shape_hint = (f" Reshape your data either using {var}.reshape(-1, 1) if it has a "
+                          f"single feature or {var}.reshape(1, -1) if it contains a single "
                           f"sample.")
         elif ndim == 2 and arr.ndim == 0:
-            shape_hint = f" Reshape your data, e.g. {name} = np.atleast_2d({name})."
+            shape_hint = f" Reshape your data, e.g. {var} = np.atleast_2d({var})."
         elif ndim == 2 and arr.ndim >= 3:
             shape_hint = (f" Reshape your data: flatten images first, e.g. "
-                          f"{name}.reshape(len({name}), -1).")
+                          f"{var}.reshape(len({var}), -1).")
         raise ValueError(f"Expected a {ndim}-D array for {name} with shape (n_samples, "
                          f"n_features); got a {arr.ndim}-D array of shape {arr.shape}."
                          f"{shape_hint}")

@@ -190,7 +190,8 @@ def tangent_directions(model, X, n_directions=5, batch_size=256):
 # contraction curves
 # ---------------------------------------------------------------------------
 
-def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096, clip=None):
+def contraction_ratio(model, X, radii, n_directions=10, random_state=0, batch_size=4096,
+                      clip=None):
     """Contraction curve: how much the encoder shrinks isotropic perturbations.
 
     For every radius ``r`` this returns
@@ -214,9 +215,11 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096,
     n_directions : int
         Random directions per point. The same directions are reused for every
         radius, so the curve is smooth in ``r``.
-    seed : None, int or numpy.random.Generator
-        Source of the random directions. The result depends on ``seed`` only,
-        not on ``batch_size``.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the random directions (default 0: the same directions on
+        every call). The result depends on ``random_state`` only, not on
+        ``batch_size``. A ``Generator`` or ``RandomState`` is advanced by the
+        draws.
     batch_size : int
         Approximate number of perturbed inputs passed to ``model.transform``
         per call (a whole point's ``n_directions`` perturbations always go
@@ -244,7 +247,11 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096,
     X = _check_X_for_model(model, X)
     n_directions = check_positive_int(n_directions, "n_directions")
     batch_size = check_positive_int(batch_size, "batch_size")
-    radii_arr = np.asarray(radii, dtype=np.float64)
+    try:
+        radii_arr = np.asarray(radii, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"radii must be a positive number or a 1-D sequence of positive "
+                        f"numbers; got {radii!r}.") from None
     if radii_arr.ndim == 0:
         radii_arr = radii_arr.reshape(1)
     if radii_arr.ndim != 1 or radii_arr.size == 0:
@@ -259,7 +266,7 @@ def contraction_ratio(model, X, radii, n_directions=10, seed=0, batch_size=4096,
             raise ValueError(f"clip must be None or a (low, high) pair; got {clip!r}.") from None
         if not lo < hi:
             raise ValueError(f"clip must satisfy low < high; got {clip!r}.")
-    rng = check_random_state(seed)
+    rng = check_random_state(random_state)
     n, d = X.shape
     pts_per_batch = max(1, batch_size // n_directions)
     totals = np.zeros(radii_arr.size, dtype=np.float64)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import activations as A
-from . import losses as L
-from .gradcheck import check_gradient, check_layer, check_model
+from . import activations, losses
+from ._validation import check_random_state
+from .gradcheck import _check_tolerances, check_gradient, check_layer, check_model
 from .layers import Activation, Dense, Sequential
 from .penalties import contractive_penalty
 
@@ -26,6 +26,10 @@ class AuditRow:
     max_rel_error: float
     passed: bool
     detail: str = ""
+
+
+def _check_rtol(rtol):
+    return _check_tolerances(rtol, None)[0]
 
 
 def _row(component, result, method):
@@ -46,7 +50,8 @@ def _activation_points(rng, act, shape=(4, 6)):
 
 def _audit_activations(rng, rtol):
     rows = []
-    acts = [A.sigmoid, A.tanh, A.relu, A.LeakyReLU(0.2), A.softplus, A.identity]
+    acts = [activations.sigmoid, activations.tanh, activations.relu,
+            activations.LeakyReLU(0.2), activations.softplus, activations.identity]
     for act in acts:
         name = act.name if act.name != "leaky_relu" else "leaky_relu(0.2)"
         a = _activation_points(rng, act)
@@ -64,20 +69,20 @@ def _audit_activations(rng, rtol):
 def _audit_layers(rng, rtol):
     rows = []
     x = rng.normal(size=(5, 7))
-    rows.append(_row("layer Dense(7, 4)", check_layer(Dense(7, 4, seed=1), x, seed=2,
-                                                      method="richardson", rtol=rtol),
-                     "richardson"))
+    res = check_layer(Dense(7, 4, random_state=1), x, random_state=2, method="richardson",
+                      rtol=rtol)
+    rows.append(_row("layer Dense(7, 4)", res, "richardson"))
     for act in ("sigmoid", "tanh", "softplus", "identity"):
-        res = check_layer(Activation(act), x, seed=3, method="richardson", rtol=rtol)
+        res = check_layer(Activation(act), x, random_state=3, method="richardson", rtol=rtol)
         rows.append(_row(f"layer Activation({act})", res, "richardson"))
     for act in ("relu", "leaky_relu"):
         xk = np.where(np.abs(x) < 0.1, 0.5, x)
-        res = check_layer(Activation(act), xk, seed=3, method="central", rtol=rtol)
+        res = check_layer(Activation(act), xk, random_state=3, method="central", rtol=rtol)
         rows.append(_row(f"layer Activation({act})", res, "central"))
-    seq = Sequential(Dense(7, 5, seed=4), Activation("tanh"), Dense(5, 3, seed=5),
-                     Activation("sigmoid"))
-    rows.append(_row("layer Sequential(Dense-tanh-Dense-sigmoid)",
-                     check_layer(seq, x, seed=6, method="richardson", rtol=rtol), "richardson"))
+    seq = Sequential(Dense(7, 5, random_state=4), Activation("tanh"),
+                     Dense(5, 3, random_state=5), Activation("sigmoid"))
+    res = check_layer(seq, x, random_state=6, method="richardson", rtol=rtol)
+    rows.append(_row("layer Sequential(Dense-tanh-Dense-sigmoid)", res, "richardson"))
     return rows
 
 
@@ -86,18 +91,18 @@ def _audit_losses(rng, rtol):
     target = rng.random((4, 6))
     pred = rng.uniform(0.05, 0.95, size=(4, 6))
     logits = rng.normal(size=(4, 6))
-    cases = [("loss mse", L.mse, pred), ("loss bce", L.bce, pred),
-             ("loss bce_with_logits", L.bce_with_logits, logits),
-             ("loss kl_divergence", L.kl_divergence, pred),
-             ("loss cosine", L.cosine, logits)]
+    cases = [("loss mse", losses.mse, pred), ("loss bce", losses.bce, pred),
+             ("loss bce_with_logits", losses.bce_with_logits, logits),
+             ("loss kl_divergence", losses.kl_divergence, pred),
+             ("loss cosine", losses.cosine, logits)]
     for name, fn, p in cases:
         _, grad = fn(p, target)
         res = check_gradient(lambda q, fn=fn: fn(q, target)[0], p, grad, method="richardson",
                              rtol=rtol)
         rows.append(_row(name, res, "richardson"))
     labels = rng.integers(0, 6, size=4)
-    _, grad = L.softmax_cross_entropy(logits, labels)
-    res = check_gradient(lambda q: L.softmax_cross_entropy(q, labels)[0], logits, grad,
+    _, grad = losses.softmax_cross_entropy(logits, labels)
+    res = check_gradient(lambda q: losses.softmax_cross_entropy(q, labels)[0], logits, grad,
                          method="richardson", rtol=rtol)
     rows.append(_row("loss softmax_cross_entropy", res, "richardson"))
     return rows
@@ -129,20 +134,30 @@ def _audit_models(rng, rtol):
         for tied in (True, False):
             model = ContractiveAutoencoder(n_hidden=4, lam=0.5, activation=act,
                                            output_activation=out, loss=loss, tied=tied,
-                                           dtype=np.float64, seed=0).initialize(9)
+                                           dtype=np.float64, random_state=0).initialize(9)
             res = check_model(model, X, method="richardson", rtol=rtol)
             tag = "tied" if tied else "untied"
             rows.append(_row(f"model CAE({act}->{out}, {loss}, {tag})", res, "richardson"))
     model = ContractiveAutoencoder(n_hidden=4, lam=0.5, output_activation="identity",
-                                   loss="mse", dtype=np.float64, seed=0).initialize(9)
+                                   loss="mse", dtype=np.float64, random_state=0).initialize(9)
     rows.append(_row("model CAE(sigmoid->identity, mse, tied)",
                      check_model(model, X, method="complex", rtol=rtol), "complex"))
     return rows
 
 
-def run_audit(seed=0, rtol=1e-7):
-    """Check every differentiable component; returns a list of :class:`AuditRow`."""
-    rng = np.random.default_rng(seed)
+def run_audit(random_state=0, rtol=1e-7):
+    """Check every differentiable component; returns a list of :class:`AuditRow`.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the evaluation points (the layers' and models' own weights
+        use fixed seeds). The default 0 makes the audit reproducible.
+    rtol : float
+        Relative tolerance of every check (positive and finite).
+    """
+    rtol = _check_rtol(rtol)
+    rng = check_random_state(random_state)
     rows = []
     for part in (_audit_activations, _audit_layers, _audit_losses, _audit_penalties,
                  _audit_models):

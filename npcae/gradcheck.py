@@ -11,10 +11,10 @@ numerical_gradient(f, x, method="central", h=None, return_error=False)
     extrapolation or the complex step.
 check_gradient(f, x, grad, ...) -> GradCheckResult
     Entry-by-entry comparison of ``grad`` with ``numerical_gradient``.
-check_directional(f, x, grad, n_directions=16, seed=0, ...) -> GradCheckResult
+check_directional(f, x, grad, n_directions=16, random_state=0, ...) -> GradCheckResult
     Compares ``v . grad`` with the directional derivative along random unit
     directions ``v``; costs ``O(n_directions)`` evaluations instead of ``O(x.size)``.
-check_vjp(f, x, vjp, seed=0, ...) -> GradCheckResult
+check_vjp(f, x, vjp, random_state=0, ...) -> GradCheckResult
     Vector-valued ``f``: checks a vector-Jacobian product through the random
     projection ``L = sum(g * f(x))``.
 check_layer(module, x, ...) -> LayerCheckResult
@@ -50,6 +50,7 @@ The mathematics is in ``docs/derivations.md#gradient-checking``.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -288,7 +289,15 @@ class ModelCheckResult(LayerCheckResult):
 
 
 # ========================================================================= validation
+def _is_real_number(v):
+    """A real scalar number (Python or NumPy), not a bool, string or array."""
+    return (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)))
+
+
 def _check_method(method):
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, one of {METHODS}; got {method!r} of type "
+                        f"{type(method).__name__}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
 
@@ -296,10 +305,64 @@ def _check_method(method):
 def _check_step(h, method):
     if h is None:
         return DEFAULT_STEPS[method]
-    h = float(h)
-    if not (h > 0 and math.isfinite(h)):
-        raise ValueError(f"h must be a positive finite step; got {h!r}.")
-    return h
+    hint = (f"the relative step, e.g. {DEFAULT_STEPS[method]:.3g}; None selects that default "
+            f"for method={method!r}")
+    if not _is_real_number(h):
+        raise TypeError(f"h must be a positive finite number ({hint}); got {h!r} of type "
+                        f"{type(h).__name__}.")
+    value = float(h)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"h must be a positive finite number ({hint}); got {h!r}.")
+    return value
+
+
+def _check_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r} of type "
+                        f"{type(value).__name__}.")
+    return bool(value)
+
+
+def _check_callable(fn, name, signature):
+    if not callable(fn):
+        raise TypeError(f"{name} must be a callable {signature}; got {fn!r} of type "
+                        f"{type(fn).__name__}.")
+
+
+def _check_max_full(max_full):
+    if not isinstance(max_full, (int, np.integer)) or isinstance(max_full, (bool, np.bool_)):
+        raise TypeError(f"max_full must be a non-negative integer (the largest array checked "
+                        f"entry by entry); got {max_full!r} of type {type(max_full).__name__}.")
+    if max_full < 0:
+        raise ValueError(f"max_full must be a non-negative integer; got {max_full!r}.")
+    return int(max_full)
+
+
+def _check_directional_flag(directional):
+    if directional is None:
+        return None
+    if not isinstance(directional, (bool, np.bool_)):
+        raise TypeError(f"directional must be None (decide by size), True or False; got "
+                        f"{directional!r} of type {type(directional).__name__}.")
+    return bool(directional)
+
+
+def _check_n_directions(n_directions):
+    if (not isinstance(n_directions, (int, np.integer))
+            or isinstance(n_directions, (bool, np.bool_))):
+        raise TypeError(f"n_directions must be a positive integer (random directions per "
+                        f"array); got {n_directions!r} of type {type(n_directions).__name__}.")
+    return check_positive_int(n_directions, "n_directions")
+
+
+def _check_settings(method, h, rtol, atol, detect_kinks):
+    """Validate the arguments every check shares, before any work is done;
+    returns ``(h, rtol, atol)`` as floats (``atol`` may stay None)."""
+    _check_method(method)
+    h = _check_step(h, method)
+    rtol, atol = _check_tolerances(rtol, atol)
+    _check_flag(detect_kinks, "detect_kinks")
+    return h, rtol, atol
 
 
 def _as_f64(x, name):
@@ -328,10 +391,16 @@ def _check_grad(grad, x, name="grad", xname="x"):
 
 
 def _check_tolerances(rtol, atol):
+    if not _is_real_number(rtol):
+        raise TypeError(f"rtol must be a positive finite number (relative tolerance, e.g. "
+                        f"1e-7); got {rtol!r} of type {type(rtol).__name__}.")
     rtol = float(rtol)
     if not (rtol > 0 and math.isfinite(rtol)):
-        raise ValueError(f"rtol must be positive and finite; got {rtol!r}.")
+        raise ValueError(f"rtol must be positive and finite (e.g. 1e-7); got {rtol!r}.")
     if atol is not None:
+        if not _is_real_number(atol):
+            raise TypeError(f"atol must be a finite number >= 0, or None for the automatic "
+                            f"noise floor; got {atol!r} of type {type(atol).__name__}.")
         atol = float(atol)
         if not (atol >= 0 and math.isfinite(atol)):
             raise ValueError(f"atol must be >= 0 and finite (or None for automatic); "
@@ -938,9 +1007,11 @@ def numerical_gradient(f, x, method="central", h=None, *, return_error=False):
     ValueError
         NaN/Inf in ``x`` or in ``f``'s output; unknown method.
     """
+    _check_callable(f, "f", "f(x) -> float")
     _check_method(method)
-    x = _as_f64(x, "x")
     h = _check_step(h, method)
+    return_error = _check_flag(return_error, "return_error")
+    x = _as_f64(x, "x")
     problem = _ArrayCoords(f, x)
     if method == "complex":
         g = np.array([problem.imag(k, h * problem.scales[k]) for k in range(problem.m)])
@@ -1036,10 +1107,12 @@ def check_gradient(f, x, grad, *, method="central", rtol=1e-7, atol=None, h=None
        fail - often rightly, since its analytic gradient then carries the same
        cancellation error.
     """
-    _check_method(method)
+    _check_callable(f, "f", "f(x) -> float")
+    h, rtol, atol = _check_settings(method, h, rtol, atol, detect_kinks)
+    if kink_fn is not None:
+        _check_callable(kink_fn, "kink_fn", "kink_fn(x) -> bool array (or None)")
     x = _as_f64(x, "x")
     grad = _check_grad(grad, x)
-    h = _check_step(h, method)
     excluded = None
     if kink_fn is not None:
         mask = np.asarray(kink_fn(x.copy()), dtype=bool)
@@ -1053,11 +1126,11 @@ def check_gradient(f, x, grad, *, method="central", rtol=1e-7, atol=None, h=None
                     index_of=lambda k: _idx(k, x.shape))
 
 
-def check_directional(f, x, grad, *, n_directions=16, seed=0, method="central", rtol=1e-7,
-                      atol=None, h=None, name="x", detect_kinks=True):
+def check_directional(f, x, grad, *, n_directions=16, random_state=0, method="central",
+                      rtol=1e-7, atol=None, h=None, name="x", detect_kinks=True):
     r"""Check ``grad`` along random unit directions (for large ``x``).
 
-    For directions :math:`v_d` drawn from a seeded standard normal and scaled
+    For directions :math:`v_d` drawn from a standard normal and scaled
     to unit norm, compares :math:`v_d \cdot \nabla f` with the directional
     derivative :math:`(f(x + hv) - f(x - hv)) / 2h` (or the Richardson /
     complex-step version). Costs ``2 * n_directions`` evaluations regardless
@@ -1069,14 +1142,24 @@ def check_directional(f, x, grad, *, n_directions=16, seed=0, method="central", 
     one entry out of ``n`` shifts ``v . grad`` by only ``~|error| / sqrt(n)``,
     so use :func:`check_gradient` when sparse errors matter.
     ``worst_index`` is ``(d,)``, the number of the worst direction.
-    Parameters otherwise as in :func:`check_gradient`.
+
+    Parameters
+    ----------
+    n_directions : int
+        Number of random unit directions (positive).
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the directions (default 0: the same directions on every
+        call). A ``Generator`` or ``RandomState`` is advanced by the draw.
+    f, x, grad, method, rtol, atol, h, name, detect_kinks
+        As in :func:`check_gradient`.
     """
-    _check_method(method)
+    _check_callable(f, "f", "f(x) -> float")
+    h, rtol, atol = _check_settings(method, h, rtol, atol, detect_kinks)
+    n_directions = _check_n_directions(n_directions)
+    rng = check_random_state(random_state)
     x = _as_f64(x, "x")
     grad = _check_grad(grad, x)
-    h = _check_step(h, method)
-    n_directions = check_positive_int(n_directions, "n_directions")
-    V = _random_directions(check_random_state(seed), n_directions, x.shape)
+    V = _random_directions(rng, n_directions, x.shape)
     scale = max(1.0, float(np.max(np.abs(x))))
     problem = _ArrayDirections(f, x, grad, V, scale)
     analytic = np.array([float(np.vdot(grad, v)) for v in V])
@@ -1085,26 +1168,49 @@ def check_directional(f, x, grad, *, n_directions=16, seed=0, method="central", 
                     index_of=lambda k: (int(k),), mode="directional")
 
 
-def check_vjp(f, x, vjp, *, seed=0, method="central", rtol=1e-7, atol=None, h=None,
+def check_vjp(f, x, vjp, *, random_state=0, method="central", rtol=1e-7, atol=None, h=None,
               name="x", max_full=5000, n_directions=16, detect_kinks=True):
     """Check a vector-Jacobian product of a vector-valued ``f`` by random projection.
 
-    With a seeded standard-normal ``g`` of ``f(x)``'s shape (never all ones, so
+    With a standard-normal ``g`` of ``f(x)``'s shape (never all ones, so
     a backward pass that ignores its upstream gradient fails), the scalar
     ``L(x) = sum(g * f(x))`` has gradient ``vjp(g) = J_f(x)^T g``. That is
     checked with :func:`check_gradient`, or :func:`check_directional` when
     ``x.size > max_full``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> ndarray`` (deterministic).
+    vjp : callable
+        ``vjp(g) -> ndarray`` of ``x``'s shape, the product ``J_f(x)^T g``.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of ``g`` and, in directional mode, of the directions (default
+        0: the same draws on every call). A ``Generator`` or ``RandomState``
+        is advanced.
+    max_full : int
+        ``x`` with more entries than this is checked directionally.
+    n_directions : int
+        Directions in directional mode.
+    x, method, rtol, atol, h, name, detect_kinks
+        As in :func:`check_gradient`.
     """
+    _check_callable(f, "f", "f(x) -> ndarray")
+    _check_callable(vjp, "vjp", "vjp(g) -> ndarray of x's shape")
+    h, rtol, atol = _check_settings(method, h, rtol, atol, detect_kinks)
+    max_full = _check_max_full(max_full)
+    n_directions = _check_n_directions(n_directions)
+    rng = check_random_state(random_state)
     x = _as_f64(x, "x")
     y = np.asarray(f(x.copy()))
-    g = check_random_state(seed).standard_normal(y.shape)
+    g = rng.standard_normal(y.shape)
     grad = _check_grad(np.asarray(vjp(g.copy())), x, "vjp(g)")
 
     def scalar(z):
         return np.sum(g * f(z))
 
     if x.size > max_full:
-        return check_directional(scalar, x, grad, n_directions=n_directions, seed=seed,
+        return check_directional(scalar, x, grad, n_directions=n_directions, random_state=rng,
                                  method=method, rtol=rtol, atol=atol, h=h, name=name,
                                  detect_kinks=detect_kinks)
     return check_gradient(scalar, x, grad, method=method, rtol=rtol, atol=atol, h=h,
@@ -1167,21 +1273,34 @@ def _problem_for(kind, *, loss, store, name, f_of_x, x, grad, use_dir, n_directi
     return prob, grad.reshape(-1), (lambda k: _idx(k, shape)), "full"
 
 
-def _prepare(store, owner, x, xname, h, method, n_directions, seed):
-    """Validate the shared arguments of check_layer / check_model; returns
-    ``(x as float64, step, n_directions, rng, restorer of store)``."""
+def _describe_random_state(random_state):
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return repr(random_state)
+    return type(random_state).__name__
+
+
+def _check_shared(method, h, rtol, atol, detect_kinks, max_full, n_directions, directional,
+                  random_state):
+    """Validate the settings of check_layer / check_model before any work; returns
+    ``(h, rtol, atol, max_full, n_directions, directional, rng)``."""
+    h, rtol, atol = _check_settings(method, h, rtol, atol, detect_kinks)
+    return (h, rtol, atol, _check_max_full(max_full), _check_n_directions(n_directions),
+            _check_directional_flag(directional), check_random_state(random_state))
+
+
+def _prepare(store, owner, x, xname):
+    """Validate the parameters and the input of check_layer / check_model; returns
+    ``(x as float64, restorer of store)``."""
     _check_store(store, owner)
-    return (_as_f64(x, xname), _check_step(h, method),
-            check_positive_int(n_directions, "n_directions"), check_random_state(seed),
-            _Restorer(store))
+    return _as_f64(x, xname), _Restorer(store)
 
 
-def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=None,
+def check_layer(module, x, *, random_state=0, method="central", rtol=1e-7, atol=None, h=None,
                 detect_kinks=True, max_full=5000, n_directions=16, directional=None):
     r"""Check a Module's input gradient and every parameter gradient.
 
     The scalar is :math:`L = \sum g \odot \mathrm{module.forward}(x)` with a
-    seeded standard-normal upstream gradient ``g`` (not all ones: a backward
+    standard-normal upstream gradient ``g`` (not all ones: a backward
     that ignores ``grad_out`` must fail). The analytic side is
     ``zero_grad(); forward(x); dx = backward(g)`` and ``module.grads``. The
     numerical side perturbs ``x`` (fresh copies) and each
@@ -1206,8 +1325,9 @@ def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=
         Has ``params``, ``grads``, ``forward``, ``backward``, ``zero_grad``; float64.
     x : ndarray of float64
         Input batch.
-    seed : int or Generator
-        Seeds ``g`` and the random directions.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of ``g`` and of the random directions (default 0: the same
+        draws on every call). A ``Generator`` or ``RandomState`` is advanced.
     method, rtol, atol, h, detect_kinks
         As in :func:`check_gradient`.
     max_full : int
@@ -1223,15 +1343,15 @@ def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=
         ``result.passed``, ``result["input"]``, ``result["W"]``, ...,
         ``print(result)`` for a table.
     """
-    _check_method(method)
+    h, rtol, atol, max_full, n_directions, directional, rng = _check_shared(
+        method, h, rtol, atol, detect_kinks, max_full, n_directions, directional, random_state)
     for attr in ("params", "grads", "forward", "backward", "zero_grad"):
         if not hasattr(module, attr):
             raise TypeError(f"{type(module).__name__} has no {attr!r}; check_layer needs the "
                             f"Module protocol (params, grads, forward, backward, zero_grad).")
     mname = type(module).__name__
     store = module.params
-    x, h, n_directions, rng, restorer = _prepare(store, mname, x, "x", h, method,
-                                                 n_directions, seed)
+    x, restorer = _prepare(store, mname, x, "x")
     notes = []
     grads_before = {k: np.array(module.grads[k], copy=True) for k in module.grads}
     try:
@@ -1300,13 +1420,15 @@ def check_layer(module, x, *, seed=0, method="central", rtol=1e-7, atol=None, h=
                 np.copyto(module.grads[k], v)
     if changed:
         notes.append(f"forward() changed params {sorted(set(changed))} (restored).")
-    settings = (f"method={method}, rtol={rtol:g}, upstream g ~ N(0,1) seed={seed!r}, "
+    settings = (f"method={method}, rtol={rtol:g}, upstream g ~ N(0,1) "
+                f"random_state={_describe_random_state(random_state)}, "
                 f"x shape {x.shape}")
     return LayerCheckResult(results, title=mname, notes=notes, settings=settings)
 
 
 def check_model(model, X, *, method="central", rtol=1e-7, atol=None, h=None,
-                detect_kinks=True, max_full=5000, n_directions=16, directional=None, seed=0):
+                detect_kinks=True, max_full=5000, n_directions=16, directional=None,
+                random_state=0):
     """Check every gradient returned by ``model.loss_and_grad(X)``.
 
     Compares ``model.loss_and_grad(X)[1][name]`` with numerical derivatives
@@ -1322,18 +1444,31 @@ def check_model(model, X, *, method="central", rtol=1e-7, atol=None, h=None,
     copy, so the model must read ``self.params`` at call time and be
     complex-safe.
 
+    Parameters
+    ----------
+    model : object
+        Has ``params`` (dict of float64 arrays) and ``loss_and_grad(X)``.
+    X : ndarray of float64
+        The batch.
+    method, rtol, atol, h, detect_kinks
+        As in :func:`check_gradient`.
+    max_full, n_directions, directional
+        As in :func:`check_layer`.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the random directions in directional mode (default 0).
+
     Returns
     -------
     ModelCheckResult
         Mapping ``name -> GradCheckResult`` with ``passed`` and ``report()``.
     """
-    _check_method(method)
+    h, rtol, atol, max_full, n_directions, directional, rng = _check_shared(
+        method, h, rtol, atol, detect_kinks, max_full, n_directions, directional, random_state)
     mname = type(model).__name__
     if not hasattr(model, "params") or not hasattr(model, "loss_and_grad"):
         raise TypeError(f"{mname} needs .params and .loss_and_grad(X) to be checked.")
     store = model.params
-    X, h, n_directions, rng, restorer = _prepare(store, mname, X, "X", h, method,
-                                                 n_directions, seed)
+    X, restorer = _prepare(store, mname, X, "X")
     notes = []
     what = f"{mname}.loss_and_grad(X)[0]"
     try:
@@ -1358,8 +1493,8 @@ def check_model(model, X, *, method="central", rtol=1e-7, atol=None, h=None,
         L1 = _real_value(loss(), what)
         if L0 != L1 and not math.isclose(L0, L1, rel_tol=1e-13, abs_tol=0.0):
             raise ValueError(f"{mname}.loss_and_grad is not deterministic (loss {L0!r} then "
-                             f"{L1!r} for the same X and params); fix its noise (seed/eval "
-                             f"mode) before checking.")
+                             f"{L1!r} for the same X and params); fix its noise (random_state/"
+                             f"eval mode) before checking.")
         results = {}
         for k in keys:
             use_dir = directional if directional is not None else grads[k].size > max_full

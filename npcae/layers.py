@@ -116,17 +116,30 @@ INITIALIZERS = {"glorot_uniform": _glorot_uniform, "xavier_uniform": _glorot_uni
                 "sigmoid_uniform": _sigmoid_uniform, "normal": _normal, "zeros": _zeros}
 
 
-def init_weights(init, n_in, n_out, rng, dtype=np.float64):
+def init_weights(init, n_in, n_out, random_state=None, dtype=np.float64):
     """Return an ``(n_in, n_out)`` weight matrix drawn by the named scheme.
 
     ``glorot_uniform``/``xavier_uniform``: U(-l, l), l = sqrt(6 / (n_in + n_out));
     ``glorot_normal``: N(0, 2 / (n_in + n_out)); ``he_normal``: N(0, 2 / n_in);
     ``he_uniform``: U(-sqrt(6 / n_in), ...); ``sigmoid_uniform``: 4x glorot_uniform;
     ``normal``: N(0, 0.01^2); ``zeros``.
+
+    Parameters
+    ----------
+    init : str
+        One of :data:`INITIALIZERS`.
+    n_in, n_out : int
+        Shape of the matrix.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the draws (``None``: fresh OS entropy). A ``Generator`` or
+        ``RandomState`` is advanced by them.
+    dtype : float dtype
+        dtype of the result.
     """
-    if init not in INITIALIZERS:
+    if not isinstance(init, str) or init not in INITIALIZERS:
         raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}.")
-    return INITIALIZERS[init](check_random_state(rng), n_in, n_out).astype(dtype)
+    rng = check_random_state(random_state)
+    return INITIALIZERS[init](rng, n_in, n_out).astype(dtype)
 
 
 # ----------------------------------------------------------------------------- Dense
@@ -139,8 +152,10 @@ class Dense(Module):
         Input and output widths. ``W`` has shape ``(n_in, n_out)``, ``b`` ``(n_out,)``.
     init : str
         Weight initialiser (see :func:`init_weights`); biases start at zero.
-    seed : int, Generator or None
-        Source of the initial weights.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the initial weights (``None``: fresh OS entropy; an int: the
+        same weights every time). A ``Generator`` or ``RandomState`` is
+        advanced by the draw.
     dtype : float dtype
         Parameter dtype (float64 for gradient checks, float32 for speed).
 
@@ -154,12 +169,13 @@ class Dense(Module):
         grad_x  = G @ W.T          # (n, n_in)
     """
 
-    def __init__(self, n_in, n_out, init="glorot_uniform", seed=None, dtype=np.float64):
+    def __init__(self, n_in, n_out, init="glorot_uniform", random_state=None,
+                 dtype=np.float64):
         super().__init__()
         self.n_in, self.n_out = int(n_in), int(n_out)
         if self.n_in < 1 or self.n_out < 1:
             raise ValueError(f"Dense needs n_in >= 1 and n_out >= 1; got {n_in}, {n_out}.")
-        rng = check_random_state(seed)
+        rng = check_random_state(random_state)
         self.params["W"] = init_weights(init, self.n_in, self.n_out, rng, dtype)
         self.params["b"] = np.zeros(self.n_out, dtype=dtype)
         self.zero_grad()

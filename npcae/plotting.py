@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -70,53 +69,17 @@ def _pyplot():
     return plt
 
 
-def _new_file_mode():
-    """Permission bits a freshly created file would get (0o666 minus the umask)."""
-    umask = None
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    umask = int(line.split()[1], 8)
-                    break
-    except OSError:
-        pass
-    if umask is None:
-        umask = os.umask(0o022)
-        os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_figure(fig, path, dpi=DPI):
-    """Write ``fig`` to ``path`` atomically (temp file in the same dir + ``os.replace``).
+    """Write ``fig`` to ``path`` atomically (see :func:`npcae.io.atomic_write`).
 
     The format follows the file extension when matplotlib supports it, PNG
     otherwise. On any error the temporary file is removed and an existing file
     at ``path`` is left untouched.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    from .io import atomic_write
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     fmt = ext if ext in fig.canvas.get_supported_filetypes() else "png"
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        else:
-            os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
 def _finish(plt, fig, path):

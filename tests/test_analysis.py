@@ -78,11 +78,11 @@ def test_spectrum_overcomplete_shape(rng):
 
 
 def test_spectrum_bad_input(sigmoid_model):
-    with pytest.raises(ValueError, match="7 were expected"):
+    with pytest.raises(ValueError, match="is expecting 7 features as input"):
         analysis.jacobian_spectrum(sigmoid_model, np.zeros((3, 6)))
     with pytest.raises(ValueError, match="2-D"):
         analysis.jacobian_spectrum(sigmoid_model, np.zeros(7))
-    with pytest.raises(TypeError, match="integer dtype"):
+    with pytest.raises(TypeError, match="uint8.*255"):
         analysis.jacobian_spectrum(sigmoid_model, np.zeros((3, 7), dtype=np.uint8))
     with pytest.raises(ValueError, match="batch_size"):
         analysis.jacobian_spectrum(sigmoid_model, np.zeros((3, 7)), batch_size=0)
@@ -142,7 +142,7 @@ def test_contraction_ratio_scaled_orthogonal_is_exact(rng):
     model = FakeLinearEncoder(scale * Q)
     X = rng.normal(size=(9, d))
     radii = [1e-3, 0.1, 1.0, 10.0]
-    ratios = analysis.contraction_ratio(model, X, radii, n_directions=4, seed=1)
+    ratios = analysis.contraction_ratio(model, X, radii, n_directions=4, random_state=1)
     assert ratios.shape == (4,)
     np.testing.assert_allclose(ratios, scale, rtol=1e-9)
 
@@ -152,7 +152,7 @@ def test_contraction_ratio_linear_matches_monte_carlo(rng):
     W = rng.normal(size=(4, 3))
     model = FakeLinearEncoder(W)
     X = rng.normal(size=(6, 4))
-    r1 = analysis.contraction_ratio(model, X, [0.5, 2.0], n_directions=3, seed=7)
+    r1 = analysis.contraction_ratio(model, X, [0.5, 2.0], n_directions=3, random_state=7)
     np.testing.assert_allclose(r1[0], r1[1], rtol=1e-12)
     g = np.random.default_rng(7).standard_normal((6, 3, 4))
     U = g / np.linalg.norm(g, axis=-1, keepdims=True)
@@ -161,13 +161,13 @@ def test_contraction_ratio_linear_matches_monte_carlo(rng):
 
 def test_contraction_ratio_deterministic_and_batch_invariant(sigmoid_model, rng):
     X = rng.normal(size=(13, 7))
-    a = analysis.contraction_ratio(sigmoid_model, X, [0.1, 1.0], n_directions=5, seed=3,
+    a = analysis.contraction_ratio(sigmoid_model, X, [0.1, 1.0], n_directions=5, random_state=3,
                                    batch_size=5)
-    b = analysis.contraction_ratio(sigmoid_model, X, [0.1, 1.0], n_directions=5, seed=3,
+    b = analysis.contraction_ratio(sigmoid_model, X, [0.1, 1.0], n_directions=5, random_state=3,
                                    batch_size=1000)
     np.testing.assert_allclose(a, b, rtol=1e-12)
     # sigmoid saturates: the ratio shrinks at large radii
-    big = analysis.contraction_ratio(sigmoid_model, X, [1e-4, 100.0], seed=0)
+    big = analysis.contraction_ratio(sigmoid_model, X, [1e-4, 100.0], random_state=0)
     assert big[1] < big[0]
 
 
@@ -177,13 +177,46 @@ def test_contraction_ratio_small_radius_matches_jacobian(sigmoid_model, rng):
     g = np.random.default_rng(2).standard_normal((4, 6, 7))
     U = g / np.linalg.norm(g, axis=-1, keepdims=True)
     expected = np.linalg.norm(np.einsum("nkd,nmd->nmk", J, U), axis=-1).mean()
-    got = analysis.contraction_ratio(sigmoid_model, X, [1e-6], n_directions=6, seed=2)
+    got = analysis.contraction_ratio(sigmoid_model, X, [1e-6], n_directions=6, random_state=2)
     np.testing.assert_allclose(got[0], expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("radii", [[], [0.0, 1.0], [-1.0], [np.nan], [[1.0, 2.0]]])
 def test_contraction_ratio_bad_radii(sigmoid_model, radii):
     with pytest.raises(ValueError, match="radii"):
+        analysis.contraction_ratio(sigmoid_model, np.zeros((2, 7)), radii)
+
+
+def test_contraction_ratio_random_state_types(sigmoid_model, rng):
+    X = rng.normal(size=(6, 7))
+
+    def ratio(random_state):
+        return analysis.contraction_ratio(sigmoid_model, X, [0.5], n_directions=3,
+                                          random_state=random_state)
+
+    np.testing.assert_array_equal(ratio(3), ratio(np.random.default_rng(3)))
+    np.testing.assert_array_equal(ratio(np.random.RandomState(5)),
+                                  ratio(np.random.RandomState(5)))
+    assert not np.array_equal(ratio(3), ratio(4))
+    assert np.all(np.isfinite(ratio(None)))
+    gen = np.random.default_rng(3)                  # a Generator is advanced by the draws
+    assert not np.array_equal(ratio(gen), ratio(gen))
+    calls = []
+    sigmoid_model.transform = lambda Z: calls.append(1) or FakeSigmoidEncoder.transform(
+        sigmoid_model, Z)
+    with pytest.raises(ValueError, match="random_state must be a non-negative integer"):
+        ratio(-1)
+    for bad in ("0", 1.5, True):
+        with pytest.raises(TypeError, match="random_state must be None"):
+            ratio(bad)
+    assert calls == []                              # refused before any work
+    with pytest.raises(TypeError, match="seed"):    # the old name is gone, no alias
+        analysis.contraction_ratio(sigmoid_model, X, [0.5], seed=0)
+
+
+@pytest.mark.parametrize("radii", ["abc", ["0.1", "x"], object()])
+def test_contraction_ratio_non_numeric_radii_named(sigmoid_model, radii):
+    with pytest.raises(TypeError, match="radii must be a positive number"):
         analysis.contraction_ratio(sigmoid_model, np.zeros((2, 7)), radii)
 
 
@@ -335,11 +368,11 @@ def test_contraction_ratio_clip_for_box_constrained_models(rng):
     with pytest.raises(ValueError, match=r"clip=\(0, 1\)"):
         analysis.contraction_ratio(model, X, [5.0])
     # clipping changes the displacement, but the ratio uses the actual one: still exact
-    ratios = analysis.contraction_ratio(model, X, [0.01, 1.0, 5.0], clip=(0, 1), seed=4)
+    ratios = analysis.contraction_ratio(model, X, [0.01, 1.0, 5.0], clip=(0, 1), random_state=4)
     np.testing.assert_allclose(ratios, scale, rtol=1e-9)
     # small radii never hit the box: identical to the unclipped computation
     np.testing.assert_allclose(
-        analysis.contraction_ratio(model, X, [0.01], clip=(0, 1), seed=4),
-        analysis.contraction_ratio(FakeLinearEncoder(scale * Q), X, [0.01], seed=4))
+        analysis.contraction_ratio(model, X, [0.01], clip=(0, 1), random_state=4),
+        analysis.contraction_ratio(FakeLinearEncoder(scale * Q), X, [0.01], random_state=4))
     with pytest.raises(ValueError, match="clip"):
         analysis.contraction_ratio(model, X, [1.0], clip=(1, 0))

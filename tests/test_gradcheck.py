@@ -476,20 +476,20 @@ def test_directional_passes_correct_and_fails_scaled(method):
     f, x, grad = _big_problem()
     calls = []
     counted = lambda z: (calls.append(1), f(z))[1]  # noqa: E731
-    ok = check_directional(counted, x, grad, n_directions=8, seed=1, method=method)
+    ok = check_directional(counted, x, grad, n_directions=8, random_state=1, method=method)
     assert ok.passed, ok.report()
     assert ok.mode == "directional" and ok.n_checked == 8
     per_dir = {"central": 2, "richardson": 4, "complex": 1}[method]
     assert len(calls) <= 8 * per_dir + 1          # O(n_directions), not O(x.size)
-    bad = check_directional(f, x, grad * 1.001, n_directions=8, seed=1, method=method)
+    bad = check_directional(f, x, grad * 1.001, n_directions=8, random_state=1, method=method)
     assert bad.passed is False and str(bad.worst_index) in bad.report()
     assert "direction" in bad.report()
 
 
 def test_directional_is_seeded():
     f, x, grad = _big_problem(500)
-    r1 = check_directional(f, x, grad, seed=7)
-    r2 = check_directional(f, x, grad, seed=7)
+    r1 = check_directional(f, x, grad, random_state=7)
+    r2 = check_directional(f, x, grad, random_state=7)
     assert r1.max_rel_error == r2.max_rel_error and r1.worst_index == r2.worst_index
 
 
@@ -704,7 +704,8 @@ def test_check_layer_restores_params_after_an_exception():
 
 
 def test_upstream_gradient_is_seeded_and_directional_mode_kicks_in():
-    r1, r2 = check_layer(Linear(4, 4), X4, seed=3), check_layer(Linear(4, 4), X4, seed=3)
+    r1 = check_layer(Linear(4, 4), X4, random_state=3)
+    r2 = check_layer(Linear(4, 4), X4, random_state=3)
     assert r1["W"].max_rel_error == r2["W"].max_rel_error
     res = check_layer(Linear(4, 4, bug="scaled_W"), X4, max_full=10)
     assert res["W"].mode == "directional" and res["b"].mode == "full"
@@ -792,3 +793,197 @@ def test_check_model_refuses_noise_and_key_mismatch():
         check_model(TiedAutoencoder(bug="missing_key"), XM)
     with pytest.raises(TypeError, match="float64"):
         check_model(TiedAutoencoder(), XM.astype(np.float32))
+
+
+# ------------------------------------------- argument validation, before any work (issue 8)
+class _Counting:
+    """Wraps a function and counts calls, to prove a refusal happens before any work."""
+
+    def __init__(self, f):
+        self.f, self.calls = f, 0
+
+    def __call__(self, z):
+        self.calls += 1
+        return self.f(z)
+
+
+class _CountingLinear(Linear):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return super().forward(x)
+
+
+class _CountingModel(TiedAutoencoder):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def loss_and_grad(self, X):
+        self.calls += 1
+        return super().loss_and_grad(X)
+
+
+_COMMON = {"method", "rtol", "atol", "h", "detect_kinks"}
+_ACCEPTS = {"check_gradient": _COMMON,
+            "check_directional": _COMMON | {"n_directions", "random_state"},
+            "check_vjp": _COMMON | {"n_directions", "random_state", "max_full"},
+            "check_layer": _COMMON | {"n_directions", "random_state", "max_full", "directional"},
+            "check_model": _COMMON | {"n_directions", "random_state", "max_full", "directional"}}
+
+
+def _run_every_check(**kwargs):
+    """Call each public check that takes all of ``kwargs``; assert each raises before calling
+    the function, layer or model under test; return the errors."""
+    x = np.array([0.3, -0.7, 1.1])
+    f = _Counting(lambda z: np.sum(z ** 2))
+    fv = _Counting(lambda z: z ** 2)
+    layer, model = _CountingLinear(3, 2), _CountingModel()
+    calls = {
+        "check_gradient": lambda: check_gradient(f, x, 2 * x, **kwargs),
+        "check_directional": lambda: check_directional(f, x, 2 * x, **kwargs),
+        "check_vjp": lambda: check_vjp(fv, x, lambda g: 2 * x * g, **kwargs),
+        "check_layer": lambda: check_layer(layer, X4[:, :3], **kwargs),
+        "check_model": lambda: check_model(model, XM, **kwargs),
+    }
+    errors = []
+    for name, call in calls.items():
+        if not set(kwargs) <= _ACCEPTS[name]:
+            continue
+        with pytest.raises((TypeError, ValueError)) as info:
+            call()
+        errors.append(info.value)
+    assert errors
+    assert f.calls == fv.calls == layer.calls == model.calls == 0
+    return errors
+
+
+@pytest.mark.parametrize("h", ["1e-5", "abc", b"1e-5", True, [1e-5], 1e-5j, object()])
+def test_non_numeric_step_is_refused_naming_h_before_any_work(h):
+    for err in _run_every_check(h=h):
+        assert isinstance(err, TypeError) and "h must be a positive finite number" in str(err)
+        assert repr(h) in str(err)
+    with pytest.raises(TypeError, match="h must"):
+        numerical_gradient(_Counting(np.sum), np.ones(2), h=h)
+
+
+@pytest.mark.parametrize("h", [0, 0.0, -1e-5, float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("method", METHODS)
+def test_non_positive_or_non_finite_step_is_refused_naming_h(h, method):
+    for err in _run_every_check(h=h, method=method):
+        assert isinstance(err, ValueError) and str(err).startswith("h must be a positive")
+        assert f"method={method!r}" in str(err)          # says which default None selects
+    f = _Counting(np.sum)
+    with pytest.raises(ValueError, match="h must"):
+        numerical_gradient(f, np.ones(2), method=method, h=h)
+    assert f.calls == 0
+
+
+def test_numeric_steps_of_any_real_type_are_accepted():
+    f, x = (lambda z: np.sum(z ** 2)), np.array([0.5, -1.5])
+    for h in (1e-5, np.float64(1e-5), np.float32(1e-5), 1, np.int64(1)):
+        assert check_gradient(f, x, 2 * x, h=h, method="complex").passed
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(rtol="1e-7"), TypeError, "rtol must be a positive finite number"),
+    (dict(rtol=None), TypeError, "rtol must be a positive finite number"),
+    (dict(rtol=True), TypeError, "rtol must be"),
+    (dict(rtol=0.0), ValueError, "rtol must be positive and finite"),
+    (dict(rtol=float("nan")), ValueError, "rtol must be positive and finite"),
+    (dict(atol="0"), TypeError, "atol must be a finite number >= 0, or None"),
+    (dict(atol=-1.0), ValueError, "atol must be >= 0"),
+    (dict(method=None), TypeError, "method must be a string, one of"),
+    (dict(method=["central"]), TypeError, "method must be a string"),
+    (dict(method="forward"), ValueError, "method must be one of"),
+    (dict(detect_kinks="no"), TypeError, "detect_kinks must be True or False"),
+    (dict(random_state=-1), ValueError, "random_state must be a non-negative integer"),
+    (dict(random_state="0"), TypeError, "random_state must be None, a non-negative int"),
+    (dict(random_state=1.5), TypeError, "random_state must be None"),
+])
+def test_bad_settings_are_refused_by_every_check_before_any_work(kwargs, exc, words):
+    for err in _run_every_check(**kwargs):
+        assert isinstance(err, exc) and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("n_directions, exc", [("16", TypeError), (4.0, TypeError),
+                                               (True, TypeError), (None, TypeError),
+                                               (0, ValueError), (-3, ValueError)])
+def test_bad_n_directions_is_refused_before_any_work(n_directions, exc):
+    for err in _run_every_check(n_directions=n_directions):
+        assert isinstance(err, exc) and "n_directions must be a positive integer" in str(err)
+
+
+@pytest.mark.parametrize("kwargs, exc, words", [
+    (dict(max_full="5000"), TypeError, "max_full must be a non-negative integer"),
+    (dict(max_full=10.0), TypeError, "max_full must be a non-negative integer"),
+    (dict(max_full=-1), ValueError, "max_full must be a non-negative integer"),
+    (dict(directional="yes"), TypeError, "directional must be None"),
+    (dict(directional=1), TypeError, "directional must be None"),
+])
+def test_bad_mode_arguments_are_refused_before_any_work(kwargs, exc, words):
+    for err in _run_every_check(**kwargs):
+        assert isinstance(err, exc) and words in str(err), str(err)
+
+
+def test_non_callables_and_flags_are_refused_naming_the_argument():
+    x = np.ones(3)
+    with pytest.raises(TypeError, match="f must be a callable"):
+        check_gradient("f", x, 2 * x)
+    with pytest.raises(TypeError, match="f must be a callable"):
+        numerical_gradient(None, x)
+    with pytest.raises(TypeError, match="f must be a callable"):
+        check_directional(3.0, x, 2 * x)
+    fv = _Counting(lambda z: z ** 2)
+    with pytest.raises(TypeError, match="vjp must be a callable"):
+        check_vjp(fv, x, 2 * x)
+    assert fv.calls == 0
+    f = _Counting(lambda z: np.sum(z ** 2))
+    with pytest.raises(TypeError, match="kink_fn must be a callable"):
+        check_gradient(f, x, 2 * x, kink_fn=np.zeros(3, bool))
+    with pytest.raises(TypeError, match="return_error must be True or False"):
+        numerical_gradient(f, x, return_error="yes")
+    assert f.calls == 0
+
+
+def test_random_state_types_and_no_seed_alias():
+    f, x, grad = _big_problem(200)
+    bad = grad + 1e-3 * np.random.default_rng(0).standard_normal(grad.shape)
+
+    def err(random_state):
+        return check_directional(f, x, bad, n_directions=4,
+                                 random_state=random_state).max_rel_error
+
+    # an int, a Generator seeded by it and a RandomState all give reproducible draws
+    assert err(7) == err(7) == err(np.random.default_rng(7))
+    assert err(np.random.RandomState(3)) == err(np.random.RandomState(3))
+    assert err(7) != err(8)
+    assert check_directional(f, x, grad, random_state=None).passed
+    # a Generator is advanced, so two checks sharing one draw different directions
+    g = np.random.default_rng(7)
+    assert err(g) != err(g)
+    for fn, args in ((check_directional, (f, x, grad)),
+                     (check_vjp, (lambda z: z, x, lambda g: g)),
+                     (check_layer, (Linear(4, 4), X4)), (check_model, (TiedAutoencoder(), XM))):
+        with pytest.raises(TypeError, match="seed"):
+            fn(*args, seed=0)
+    res = check_layer(Linear(4, 4), X4, random_state=np.random.default_rng(1))
+    assert "random_state=Generator" in res.report()
+    assert "random_state=5" in check_layer(Linear(4, 4), X4, random_state=5).report()
+
+
+def test_audit_validates_random_state_and_rtol_first():
+    from npcae.audit import run_audit
+    with pytest.raises(TypeError, match="rtol must be a positive finite number"):
+        run_audit(rtol="1e-7")
+    with pytest.raises(ValueError, match="rtol must be positive"):
+        run_audit(rtol=-1.0)
+    with pytest.raises(ValueError, match="random_state must be a non-negative"):
+        run_audit(random_state=-1)
+    with pytest.raises(TypeError, match="random_state must be None"):
+        run_audit(random_state="0")
+    with pytest.raises(TypeError, match="seed"):
+        run_audit(seed=0)

@@ -50,9 +50,9 @@ def randomize_bias(layer, rng):
 @given(n=batch, n_in=sizes, n_out=sizes, seed=seeds, data=st.data())
 def test_dense_check_layer_all_inits(init, n, n_in, n_out, seed, data):
     x = data.draw(arrays(np.float64, (n, n_in), elements=coords))
-    layer = Dense(n_in, n_out, init=init, seed=seed)
+    layer = Dense(n_in, n_out, init=init, random_state=seed)
     randomize_bias(layer, np.random.default_rng(seed))
-    res = assert_checked(check_layer(layer, x, seed=seed, rtol=RTOL, detect_kinks=False))
+    res = assert_checked(check_layer(layer, x, random_state=seed, rtol=RTOL, detect_kinks=False))
     assert set(res) == {"input", "W", "b"}
     assert res["W"].n_checked == n_in * n_out and res["input"].n_checked == n * n_in
 
@@ -63,7 +63,7 @@ def test_activation_layer_check_layer(name, shape, seed, data):
     away = st.one_of(st.floats(-3.0, -1e-3), st.floats(1e-3, 3.0))
     x = data.draw(arrays(np.float64, shape, elements=away))
     # away from 0 even relu/leaky_relu are smooth within one step: no kink excuses at all
-    res = assert_checked(check_layer(make_act(name), x, seed=seed, rtol=RTOL,
+    res = assert_checked(check_layer(make_act(name), x, random_state=seed, rtol=RTOL,
                                      detect_kinks=False))
     assert set(res) == {"input"} and res["input"].n_checked == x.size
 
@@ -71,7 +71,7 @@ def test_activation_layer_check_layer(name, shape, seed, data):
 @pytest.mark.parametrize("name", ["relu", "leaky_relu"])
 def test_activation_layer_at_the_kink(name):
     x = np.array([[0.0, -1.0, 2.0], [0.5, 0.0, -0.25]])
-    res = assert_checked(check_layer(make_act(name), x, seed=3, rtol=RTOL))
+    res = assert_checked(check_layer(make_act(name), x, random_state=3, rtol=RTOL))
     assert sorted(res["input"].kinks) == [(0, 0), (1, 1)]
 
 
@@ -84,7 +84,7 @@ def mlps(draw, max_depth=3):
     for i in range(depth):
         mods.append(Dense(widths[i], widths[i + 1], init=draw(st.sampled_from(
             ["glorot_uniform", "glorot_normal", "he_normal", "sigmoid_uniform"])),
-            seed=seed + i))
+            random_state=seed + i))
         if i < depth - 1 or draw(st.booleans()):
             mods.append(make_act(draw(st.sampled_from(ACTS))))
     seq = Sequential(*mods)
@@ -96,7 +96,7 @@ def mlps(draw, max_depth=3):
 @given(problem=mlps())
 def test_sequential_check_layer(problem):
     seq, x, seed = problem
-    res = assert_checked(check_layer(seq, x, seed=seed, rtol=RTOL,
+    res = assert_checked(check_layer(seq, x, random_state=seed, rtol=RTOL,
                                      detect_kinks=not is_smooth(seq)))
     assert set(res) == {"input"} | set(seq.params)
     for r in res.values():                 # kinks excuse at most a few entries, never all
@@ -106,13 +106,14 @@ def test_sequential_check_layer(problem):
 @given(problem=mlps(max_depth=2))
 def test_sequential_check_layer_richardson(problem):
     seq, x, seed = problem
-    assert_checked(check_layer(seq, x, seed=seed, rtol=RTOL, method="richardson",
+    assert_checked(check_layer(seq, x, random_state=seed, rtol=RTOL, method="richardson",
                                detect_kinks=not is_smooth(seq)))
 
 
 def test_sequential_directional_mode_for_large_arrays():
     rng = np.random.default_rng(0)
-    seq = Sequential(Dense(80, 70, seed=1), Activation("tanh"), Dense(70, 9, seed=2))
+    seq = Sequential(Dense(80, 70, random_state=1), Activation("tanh"),
+                     Dense(70, 9, random_state=2))
     randomize_bias(seq, rng)
     res = assert_checked(check_layer(seq, rng.uniform(-1, 1, (5, 80)), rtol=RTOL,
                                      detect_kinks=False))
@@ -147,13 +148,15 @@ def test_the_checker_catches_broken_layers():
     """Test the tester: each deliberately broken backward fails check_layer."""
     rng = np.random.default_rng(7)
     x = rng.uniform(-1, 1, (4, 5))
-    for bad in (_BadBias(5, 3, seed=0), _Overwrites(5, 3, seed=0),
-                _UntransposedDx(5, 5, seed=0)):
+    for bad in (_BadBias(5, 3, random_state=0), _Overwrites(5, 3, random_state=0),
+                _UntransposedDx(5, 5, random_state=0)):
         randomize_bias(bad, rng)
-        assert check_layer(Dense(5, bad.n_out, seed=0), x, seed=1, rtol=RTOL).passed
-        assert not check_layer(bad, x, seed=1, rtol=RTOL).passed, type(bad).__name__
+        good = Dense(5, bad.n_out, random_state=0)
+        assert check_layer(good, x, random_state=1, rtol=RTOL).passed
+        assert not check_layer(bad, x, random_state=1, rtol=RTOL).passed, type(bad).__name__
     assert not check_layer(_ForgotDerivative("tanh"), x, rtol=RTOL).passed
-    seq = Sequential(Dense(5, 4, seed=0), _ForgotDerivative("sigmoid"), Dense(4, 2, seed=1))
+    seq = Sequential(Dense(5, 4, random_state=0), _ForgotDerivative("sigmoid"),
+                     Dense(4, 2, random_state=1))
     assert not check_layer(seq, x, rtol=RTOL).passed
 
 
@@ -180,7 +183,7 @@ def test_two_backward_passes_give_twice_the_gradient(problem):
 
 def test_shared_weight_receives_both_contributions():
     rng = np.random.default_rng(0)
-    d1, d2 = Dense(4, 4, seed=1), Dense(4, 4, seed=2)
+    d1, d2 = Dense(4, 4, random_state=1), Dense(4, 4, random_state=2)
     d2.params["W"] = d1.params["W"]            # one weight, two uses
     d2.grads["W"] = d1.grads["W"]              # one gradient accumulator
     seq = Sequential(d1, Activation("tanh"), d2)
@@ -216,7 +219,7 @@ def test_shared_weight_receives_both_contributions():
 
 
 def test_zero_grad_restores_missing_or_mismatched_buffers():
-    d = Dense(3, 2, seed=0)
+    d = Dense(3, 2, random_state=0)
     del d.grads["b"]
     d.grads["W"] = np.ones((2, 3))
     d.zero_grad()
@@ -282,7 +285,7 @@ def test_bad_inputs_raise_clear_errors(make):
         layer.forward(np.ones((2, 3), dtype=np.uint8))
     with pytest.raises(TypeError, match="int64"):
         layer.forward(np.ones((2, 3), dtype=np.int64))
-    with pytest.raises(TypeError, match="complex"):
+    with pytest.raises(ValueError, match="Complex data not supported"):
         layer.forward(np.ones((2, 3), dtype=np.complex128))
 
 
@@ -291,7 +294,7 @@ def test_bad_inputs_raise_clear_errors(make):
 def test_one_dimensional_input_raises_with_hint(make):
     with pytest.raises(ValueError, match=r"reshape\(1, -1\)"):
         make().forward(np.ones(3))
-    with pytest.raises(ValueError, match="Flatten"):
+    with pytest.raises(ValueError, match="Reshape your data: flatten"):
         make().forward(np.ones((2, 3, 1)))
 
 
@@ -306,25 +309,47 @@ def test_constructor_errors():
         Sequential(Dense(2, 2), np.tanh)
     with pytest.raises(ValueError):
         Activation("gelu")
-    with pytest.raises(TypeError):
-        Dense(2, 2, seed="0")
+    with pytest.raises(TypeError, match="random_state must be None"):
+        Dense(2, 2, random_state="0")
+    with pytest.raises(TypeError, match="random_state must be None"):
+        Dense(2, 2, random_state=1.0)
+    with pytest.raises(ValueError, match="random_state must be a non-negative integer"):
+        Dense(2, 2, random_state=-1)
+    with pytest.raises(TypeError, match="seed"):       # the old name is gone, no alias
+        Dense(2, 2, seed=0)
+    with pytest.raises(ValueError, match="random_state must be a non-negative integer"):
+        init_weights("glorot_uniform", 2, 2, random_state=-1)
+    with pytest.raises(ValueError, match="choose one of"):
+        init_weights(["glorot_uniform"], 2, 2, random_state=0)
 
 
 # ---------------------------------------------------------------- initialisation
 @pytest.mark.parametrize("init", sorted(INITIALIZERS))
 def test_seeded_init_deterministic_and_global_rng_untouched(init):
     state = np.random.get_state()[1].copy()
-    a, b = Dense(7, 5, init=init, seed=3), Dense(7, 5, init=init, seed=3)
+    a, b = Dense(7, 5, init=init, random_state=3), Dense(7, 5, init=init, random_state=3)
     np.testing.assert_array_equal(a.params["W"], b.params["W"])
-    gen = Dense(7, 5, init=init, seed=np.random.default_rng(3))
+    gen = Dense(7, 5, init=init, random_state=np.random.default_rng(3))
     np.testing.assert_array_equal(gen.params["W"], a.params["W"])
+    np.testing.assert_array_equal(
+        init_weights(init, 7, 5, random_state=3), a.params["W"])
+    # a legacy RandomState is accepted: the same state gives the same weights
+    rs1 = Dense(7, 5, init=init, random_state=np.random.RandomState(9))
+    rs2 = Dense(7, 5, init=init, random_state=np.random.RandomState(9))
+    np.testing.assert_array_equal(rs1.params["W"], rs2.params["W"])
+    # a shared Generator is advanced: two layers drawn from it differ
+    shared = np.random.default_rng(3)
+    first = Dense(7, 5, init=init, random_state=shared)
+    second = Dense(7, 5, init=init, random_state=shared)
+    np.testing.assert_array_equal(first.params["W"], a.params["W"])
+    assert init == "zeros" or not np.array_equal(first.params["W"], second.params["W"])
     if init != "zeros":
-        c = Dense(7, 5, init=init, seed=4)
+        c = Dense(7, 5, init=init, random_state=4)
         assert not np.array_equal(a.params["W"], c.params["W"])
     np.testing.assert_array_equal(a.params["b"], 0.0)
     np.testing.assert_array_equal(np.random.get_state()[1], state)
     for dt in (np.float32, np.float64):
-        d = Dense(7, 5, init=init, seed=3, dtype=dt)
+        d = Dense(7, 5, init=init, random_state=3, dtype=dt)
         assert d.params["W"].dtype == dt and d.params["b"].dtype == dt
         assert d.grads["W"].dtype == dt and d.params["W"].flags.c_contiguous
         np.testing.assert_allclose(d.params["W"], a.params["W"].astype(dt), rtol=0, atol=0)
@@ -376,7 +401,7 @@ def test_init_weights_unknown_raises():
 
 # ------------------------------------------------------------ Sequential params view
 def test_sequential_params_view_assignment_changes_the_layer():
-    seq = Sequential(Dense(3, 4, seed=0), Activation("tanh"), Dense(4, 2, seed=1))
+    seq = Sequential(Dense(3, 4, random_state=0), Activation("tanh"), Dense(4, 2, random_state=1))
     assert list(seq.params) == ["0.W", "0.b", "2.W", "2.b"] == list(seq.grads)
     assert len(seq.params) == 4 and len(seq) == 3 and seq[1].params == {}
     assert seq.params["0.W"] is seq[0].params["W"]
@@ -398,7 +423,7 @@ def test_sequential_params_view_assignment_changes_the_layer():
 
 
 def test_sequential_params_view_errors():
-    seq = Sequential(Dense(3, 4, seed=0), Activation("tanh"))
+    seq = Sequential(Dense(3, 4, random_state=0), Activation("tanh"))
     with pytest.raises(ValueError) as exc:
         seq.params["0.W"] = np.zeros((4, 3))
     assert "(3, 4)" in str(exc.value) and "(4, 3)" in str(exc.value)
@@ -423,8 +448,8 @@ def test_sequential_accepts_a_list_and_train_eval_propagate():
 
 
 def test_float32_forward_stays_float32():
-    seq = Sequential(Dense(4, 3, dtype=np.float32, seed=0), Activation("sigmoid"),
-                     Dense(3, 2, dtype=np.float32, seed=1))
+    seq = Sequential(Dense(4, 3, dtype=np.float32, random_state=0), Activation("sigmoid"),
+                     Dense(3, 2, dtype=np.float32, random_state=1))
     x = np.random.default_rng(0).uniform(-1, 1, (5, 4)).astype(np.float32)
     y = seq.forward(x)
     assert y.dtype == np.float32
@@ -439,7 +464,8 @@ def test_mlp_trained_with_adam_reduces_mse_tenfold():
     X = rng.uniform(-1.0, 1.0, (200, 3))
     w = np.array([1.5, -2.0, 1.0])
     y = np.sin(X @ w)[:, None]
-    seq = Sequential(Dense(3, 32, seed=1), Activation("tanh"), Dense(32, 1, seed=2))
+    seq = Sequential(Dense(3, 32, random_state=1), Activation("tanh"),
+                     Dense(32, 1, random_state=2))
     opt = Adam(lr=0.01)
     start = time.perf_counter()
     first, _ = mse(seq.forward(X), y)

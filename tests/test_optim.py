@@ -390,7 +390,7 @@ def test_get_optimizer():
 
 def test_step_through_a_sequential_params_view():
     from npcae.layers import Activation, Dense, Sequential
-    seq = Sequential(Dense(3, 4, seed=0), Activation("tanh"), Dense(4, 2, seed=1))
+    seq = Sequential(Dense(3, 4, random_state=0), Activation("tanh"), Dense(4, 2, random_state=1))
     before = {k: seq.params[k].copy() for k in seq.params}
     for k in seq.grads:
         seq.grads[k][...] = 1.0
