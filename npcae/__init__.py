@@ -6,20 +6,23 @@ is derived in closed form (``docs/derivations.md``). Importing npcae imports
 numpy only.
 """
 from . import activations, layers, losses, optim, penalties
-from .models import BaseAutoencoder, ContractiveAutoencoder, NotFittedError
+from ._version import __version__
+from .models import Autoencoder, BaseAutoencoder, ContractiveAutoencoder, NotFittedError
 from .training import TrainingDivergedError
 
-__version__ = "0.1.0"
-
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
-           "analysis", "io", "BaseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
+           "analysis", "io", "Autoencoder", "BaseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
            "TrainingDivergedError", "load", "__version__"]
 
 
 def load(path):
-    """Load a model saved with ``model.save(path)`` (no pickle; see :mod:`npcae.io`)."""
+    """Load a model saved with ``model.save(path)`` (no pickle; see :mod:`npcae.io`).
+
+    The class is looked up in :data:`npcae.models.MODELS`, the registry of npcae's models.
+    """
     from .io import load_model
-    return load_model(path)
+    from .models import MODELS
+    return load_model(path, MODELS)
 
 
 def __getattr__(name):

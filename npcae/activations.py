@@ -42,7 +42,8 @@ class ActivationFunction:
     def value(self, a, out=None):
         raise NotImplementedError
 
-    def derivative(self, a, h):
+    def derivative(self, a, h, out=None):
+        """:math:`\phi'(a)` given ``a`` and ``h = phi(a)`` (written into ``out`` when given)."""
         raise NotImplementedError
 
     def second_derivative(self, a, h):
@@ -107,8 +108,12 @@ class Sigmoid(ActivationFunction):
         out += 0.5
         return out
 
-    def derivative(self, a, h):
-        return h * (1.0 - h)
+    def derivative(self, a, h, out=None):
+        if out is None:
+            return h * (1.0 - h)
+        np.subtract(1.0, h, out=out)
+        out *= h
+        return out
 
     def second_derivative(self, a, h):
         return h * (1.0 - h) * (1.0 - 2.0 * h)
@@ -122,8 +127,12 @@ class Tanh(ActivationFunction):
     def value(self, a, out=None):
         return np.tanh(a, out=out)
 
-    def derivative(self, a, h):
-        return 1.0 - h * h
+    def derivative(self, a, h, out=None):
+        if out is None:
+            return 1.0 - h * h
+        np.multiply(h, h, out=out)
+        np.subtract(1.0, out, out=out)
+        return out
 
     def second_derivative(self, a, h):
         return -2.0 * h * (1.0 - h * h)
@@ -143,8 +152,11 @@ class ReLU(ActivationFunction):
     def value(self, a, out=None):
         return np.maximum(a, 0.0, out=out)
 
-    def derivative(self, a, h):
-        return (np.asarray(a) > 0).astype(np.result_type(a, np.float32))
+    def derivative(self, a, h, out=None):
+        if out is None:
+            return (np.asarray(a) > 0).astype(np.result_type(a, np.float32))
+        np.greater(a, 0, out=out)
+        return out
 
     def second_derivative(self, a, h):
         return np.zeros_like(a, dtype=np.result_type(a, np.float32))
@@ -167,16 +179,23 @@ class LeakyReLU(ActivationFunction):
 
     def value(self, a, out=None):
         a = np.asarray(a)
+        if self.alpha <= 1.0 and a.dtype.kind == "f":
+            out = np.multiply(a, self.alpha, out=out)   # max(a, alpha a) for 0 <= alpha <= 1
+            return np.maximum(a, out, out=out)
         result = np.where(a > 0, a, self.alpha * a)
         if out is None:
             return result
         np.copyto(out, result)
         return out
 
-    def derivative(self, a, h):
+    def derivative(self, a, h, out=None):
         a = np.asarray(a)
         dtype = np.result_type(a, np.float32)
-        return np.where(a > 0, 1.0, self.alpha).astype(dtype, copy=False)
+        if out is None:
+            return np.where(a > 0, 1.0, self.alpha).astype(dtype, copy=False)
+        out.fill(self.alpha)
+        np.copyto(out, 1.0, where=a > 0)
+        return out
 
     def second_derivative(self, a, h):
         return np.zeros_like(a, dtype=np.result_type(a, np.float32))
@@ -198,8 +217,8 @@ class Softplus(ActivationFunction):
         res = np.log1p(np.exp(-np.abs(a)))
         return np.add(np.maximum(a, 0.0), res, out=out)
 
-    def derivative(self, a, h):
-        return sigmoid.value(a)
+    def derivative(self, a, h, out=None):
+        return sigmoid.value(a, out=out)
 
     def second_derivative(self, a, h):
         s = sigmoid.value(a)
@@ -218,8 +237,11 @@ class Identity(ActivationFunction):
         np.copyto(out, a)
         return out
 
-    def derivative(self, a, h):
-        return np.ones_like(a, dtype=np.result_type(a, np.float32))
+    def derivative(self, a, h, out=None):
+        if out is None:
+            return np.ones_like(a, dtype=np.result_type(a, np.float32))
+        out.fill(1.0)
+        return out
 
     def second_derivative(self, a, h):
         return np.zeros_like(a, dtype=np.result_type(a, np.float32))

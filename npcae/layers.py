@@ -10,7 +10,21 @@ accumulate (``+=``) so a weight used twice (tied or shared) receives every
 contribution; call :meth:`Module.zero_grad` before each new backward pass.
 
 Shapes are ``(n_samples, n_features)`` throughout. Derivations:
-``docs/derivations.md#dense-layer``, ``#activation-layer``, ``#sequential``.
+``docs/derivations.md#dense-layer``, ``#activation-layer``, ``#tied-dense-layer``,
+``#sequential``.
+
+Two options serve models that train on these layers (:mod:`npcae.models.layered`)
+without changing how the layers read:
+
+* ``reuse_buffers=True``: ``forward`` and ``backward`` write their results into
+  arrays kept by the layer (one per shape) instead of new ones, so a training
+  step allocates nothing large. A result is then valid until the layer's next
+  call, which is all backpropagation needs.
+* ``check_input=False``: skip the input validation (models validate ``X`` once).
+
+A model owns its parameters; :meth:`Module.bind` points a layer's ``params`` and
+``grads`` entries at the model's arrays, so a layer never creates parameters
+the model already has. Parameters are drawn in one place, :func:`init_layer_params`.
 """
 from __future__ import annotations
 
@@ -19,9 +33,11 @@ from collections.abc import MutableMapping
 import numpy as np
 
 from ._validation import as_float_array, check_random_state
+from ._workspace import Workspace
 from .activations import get_activation
 
-__all__ = ["Module", "Dense", "Activation", "Sequential", "init_weights", "INITIALIZERS"]
+__all__ = ["Module", "Dense", "TiedDense", "Activation", "Sequential", "init_weights",
+           "init_layer_params", "INITIALIZERS", "BIAS_INITIALIZERS"]
 
 
 class Module:
@@ -38,10 +54,29 @@ class Module:
         (noise, dropout) read it.
     """
 
-    def __init__(self):
+    def __init__(self, reuse_buffers=False, check_input=True):
         self.params = {}
         self.grads = {}
         self.training = True
+        self.reuse_buffers = bool(reuse_buffers)
+        self.check_input = bool(check_input)
+        self._buffers = Workspace()
+
+    def _out(self, name, shape, dtype):
+        """Where to write a result: a kept buffer with ``reuse_buffers``, else None (new array)."""
+        return self._buffers.get(name, shape, dtype) if self.reuse_buffers else None
+
+    def bind(self, params, grads=None, prefix=""):
+        """Point this layer's ``params`` (and ``grads``) at ``params[prefix + name]``.
+
+        Used by models: the model's dict holds the arrays, the layer reads and
+        accumulates into exactly those arrays. Returns self.
+        """
+        for name in list(self.params):
+            self.params[name] = params[prefix + name]
+            if grads is not None:
+                self.grads[name] = grads[prefix + name]
+        return self
 
     def forward(self, x):
         raise NotImplementedError
@@ -142,6 +177,36 @@ def init_weights(init, n_in, n_out, random_state=None, dtype=np.float64):
     return INITIALIZERS[init](rng, n_in, n_out).astype(dtype)
 
 
+def _torch_linear(rng, n_in, n_out):
+    bound = 1.0 / np.sqrt(n_in)
+    return rng.uniform(-bound, bound, size=(n_in, n_out))
+
+
+INITIALIZERS["torch_linear"] = _torch_linear
+
+BIAS_INITIALIZERS = {"torch_linear"}
+"""Schemes that draw the bias too (PyTorch's ``nn.Linear``: ``b ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``);
+every other scheme starts the bias at zero."""
+
+
+def init_layer_params(init, n_in, n_out, random_state=None, dtype=np.float64):
+    """Draw one affine layer's parameters: ``{"W": (n_in, n_out), "b": (n_out,)}``.
+
+    The one place where npcae creates layer parameters (:class:`Dense`, and
+    every model through it). ``W`` comes from :func:`init_weights`; ``b`` is
+    zero, except for ``"torch_linear"`` (PyTorch's ``nn.Linear`` default), which
+    draws ``W`` and then ``b`` from ``U(-1/sqrt(n_in), 1/sqrt(n_in))``.
+    """
+    rng = check_random_state(random_state)
+    W = init_weights(init, n_in, n_out, rng, dtype)
+    if init in BIAS_INITIALIZERS:
+        bound = 1.0 / np.sqrt(n_in)
+        b = rng.uniform(-bound, bound, size=n_out).astype(dtype)
+    else:
+        b = np.zeros(n_out, dtype=dtype)
+    return {"W": W, "b": b}
+
+
 # ----------------------------------------------------------------------------- Dense
 class Dense(Module):
     r"""Affine layer :math:`y = x W + b`.
@@ -151,13 +216,16 @@ class Dense(Module):
     n_in, n_out : int
         Input and output widths. ``W`` has shape ``(n_in, n_out)``, ``b`` ``(n_out,)``.
     init : str
-        Weight initialiser (see :func:`init_weights`); biases start at zero.
+        Weight initialiser (see :func:`init_layer_params`); biases start at zero
+        except for ``"torch_linear"``.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState
         Source of the initial weights (``None``: fresh OS entropy; an int: the
         same weights every time). A ``Generator`` or ``RandomState`` is
         advanced by the draw.
     dtype : float dtype
         Parameter dtype (float64 for gradient checks, float32 for speed).
+    reuse_buffers, check_input : bool
+        See the module docstring.
 
     Notes
     -----
@@ -170,38 +238,105 @@ class Dense(Module):
     """
 
     def __init__(self, n_in, n_out, init="glorot_uniform", random_state=None,
-                 dtype=np.float64):
-        super().__init__()
+                 dtype=np.float64, reuse_buffers=False, check_input=True):
+        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input)
         self.n_in, self.n_out = int(n_in), int(n_out)
         if self.n_in < 1 or self.n_out < 1:
             raise ValueError(f"Dense needs n_in >= 1 and n_out >= 1; got {n_in}, {n_out}.")
-        rng = check_random_state(random_state)
-        self.params["W"] = init_weights(init, self.n_in, self.n_out, rng, dtype)
-        self.params["b"] = np.zeros(self.n_out, dtype=dtype)
+        self.params.update(init_layer_params(init, self.n_in, self.n_out, random_state, dtype))
         self.zero_grad()
         self.x = None
 
     def forward(self, x):
-        x = as_float_array(x, "Dense input", ndim=2)
-        if x.shape[1] != self.n_in:
-            raise ValueError(f"Dense layer expects input of shape (n_samples, {self.n_in}); "
-                             f"got {x.shape}.")
+        if self.check_input:
+            x = as_float_array(x, "Dense input", ndim=2)
+            if x.shape[1] != self.n_in:
+                raise ValueError(f"Dense layer expects input of shape (n_samples, "
+                                 f"{self.n_in}); got {x.shape}.")
         self.x = x
-        return x @ self.params["W"] + self.params["b"]
+        W = self.params["W"]
+        y = np.matmul(x, W, out=self._out("y", (x.shape[0], self.n_out),
+                                         np.result_type(x, W)))
+        y += self.params["b"]
+        return y
 
     def backward(self, grad_out):
         x = self._require_cache("x")
-        grad_out = np.asarray(grad_out)
         if grad_out.shape != (x.shape[0], self.n_out):
             raise ValueError(f"Dense.backward expects grad_out of shape "
                              f"{(x.shape[0], self.n_out)} (the output's shape); got "
                              f"{grad_out.shape}.")
-        self.grads["W"] += x.T @ grad_out
+        W, grad_W = self.params["W"], self.grads["W"]
+        _accumulate_matmul(grad_W, x.T, grad_out, self._out("grad_W", grad_W.shape, grad_W.dtype))
         self.grads["b"] += grad_out.sum(axis=0)
-        return grad_out @ self.params["W"].T
+        return np.matmul(grad_out, W.T, out=self._out("grad_x", x.shape,
+                                                      np.result_type(grad_out, W)))
 
     def __repr__(self):
         return f"Dense({self.n_in}, {self.n_out})"
+
+
+def _accumulate_matmul(acc, a, b, scratch):
+    """``acc += a @ b``, through ``scratch`` when given (no new array)."""
+    acc += np.matmul(a, b, out=scratch)
+
+
+# ------------------------------------------------------------------------ TiedDense
+class TiedDense(Module):
+    r"""Affine layer that reuses another :class:`Dense`'s weights, transposed: :math:`y = x W^T + b`.
+
+    The decoder half of a tied autoencoder: ``TiedDense(encoder_layer)`` maps
+    ``n_out -> n_in`` of ``encoder_layer`` with its own bias ``b`` of shape
+    ``(n_in,)`` and no weight of its own. Its weight gradient is ADDED to the
+    source layer's ``grads["W"]``, so ``W`` receives both contributions.
+
+    Notes
+    -----
+    Backward (``docs/derivations.md#tied-dense-layer``), ``G = dL/dy`` of shape
+    ``(n, n_in)``::
+
+        source.grad_W += G.T @ x   # (n_in, n_out): the transpose of x.T @ G
+        grad_b        += G.sum(axis=0)
+        grad_x         = G @ W     # (n, n_out)
+    """
+
+    def __init__(self, source, reuse_buffers=False, check_input=True):
+        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input)
+        if not isinstance(source, Dense):
+            raise TypeError(f"TiedDense ties to a Dense layer; got {type(source).__name__}.")
+        self.source = source
+        self.n_in, self.n_out = source.n_out, source.n_in
+        self.params["b"] = np.zeros(self.n_out, dtype=source.params["W"].dtype)
+        self.zero_grad()
+        self.x = None
+
+    def forward(self, x):
+        if self.check_input:
+            x = as_float_array(x, "TiedDense input", ndim=2)
+            if x.shape[1] != self.n_in:
+                raise ValueError(f"TiedDense layer expects input of shape (n_samples, "
+                                 f"{self.n_in}); got {x.shape}.")
+        self.x = x
+        W = self.source.params["W"]
+        y = np.matmul(x, W.T, out=self._out("y", (x.shape[0], self.n_out),
+                                           np.result_type(x, W)))
+        y += self.params["b"]
+        return y
+
+    def backward(self, grad_out):
+        x = self._require_cache("x")
+        if grad_out.shape != (x.shape[0], self.n_out):
+            raise ValueError(f"TiedDense.backward expects grad_out of shape "
+                             f"{(x.shape[0], self.n_out)}; got {grad_out.shape}.")
+        W, grad_W = self.source.params["W"], self.source.grads["W"]
+        _accumulate_matmul(grad_W, grad_out.T, x,
+                           self._out("grad_W", grad_W.shape, grad_W.dtype))
+        self.grads["b"] += grad_out.sum(axis=0)
+        return np.matmul(grad_out, W, out=self._out("grad_x", x.shape,
+                                                    np.result_type(grad_out, W)))
+
+    def __repr__(self):
+        return f"TiedDense({self.n_in}, {self.n_out})"
 
 
 # ------------------------------------------------------------------------ Activation
@@ -211,25 +346,27 @@ class Activation(Module):
     Backward (``docs/derivations.md#activation-layer``): ``grad_a = grad_h * phi'(a)``.
     """
 
-    def __init__(self, activation="sigmoid", **kwargs):
-        super().__init__()
+    def __init__(self, activation="sigmoid", reuse_buffers=False, check_input=True, **kwargs):
+        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input)
         self.activation = get_activation(activation, **kwargs)
         self.pre_activation = None
         self.output = None
 
     def forward(self, x):
-        x = as_float_array(x, "Activation input", allow_empty=True)
+        if self.check_input:
+            x = as_float_array(x, "Activation input", allow_empty=True)
         self.pre_activation = x
-        self.output = self.activation.value(x)
+        self.output = self.activation.value(x, out=self._out("h", x.shape, x.dtype))
         return self.output
 
     def backward(self, grad_out):
         a = self._require_cache("pre_activation")
-        grad_out = np.asarray(grad_out)
         if grad_out.shape != a.shape:
             raise ValueError(f"Activation.backward expects grad_out of shape {a.shape}; "
                              f"got {grad_out.shape}.")
-        return grad_out * self.activation.derivative(a, self.output)
+        out = self._out("grad_a", a.shape, np.result_type(grad_out, a))
+        derivative = self.activation.derivative(a, self.output, out=out)
+        return np.multiply(grad_out, derivative, out=derivative if out is not None else None)
 
     def __repr__(self):
         return f"Activation({self.activation!r})"
@@ -306,9 +443,20 @@ class Sequential(Module):
             x = m.forward(x)
         return x
 
-    def backward(self, grad_out):
-        for m in reversed(self.modules):
-            grad_out = m.backward(grad_out)
+    def backward(self, grad_out, add_grad=None):
+        """Backpropagate ``grad_out`` (dL/d output) through every module, last first.
+
+        ``add_grad`` maps a module index ``i`` to an array added to dL/d(output
+        of module ``i``) before module ``i``'s backward runs: the gradient of a
+        term that reads an intermediate output (a hidden-layer penalty).
+        """
+        add_grad = add_grad or {}
+        last = len(self.modules) - 1
+        for i in range(last, -1, -1):
+            if i in add_grad:
+                grad_out = grad_out + add_grad[i] if i == last else _add_into(grad_out,
+                                                                              add_grad[i])
+            grad_out = self.modules[i].backward(grad_out)
         return grad_out
 
     def zero_grad(self):
@@ -330,3 +478,9 @@ class Sequential(Module):
     def __repr__(self):
         inner = ", ".join(repr(m) for m in self.modules)
         return f"Sequential({inner})"
+
+
+def _add_into(grad, extra):
+    """``grad + extra``, in place when ``grad`` is a layer's own result array."""
+    grad += extra
+    return grad

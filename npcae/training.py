@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .models.base import Workspace
+from ._workspace import Workspace
 
 __all__ = ["fit_loop", "TrainingDivergedError", "iterate_minibatches", "pack_arrays"]
 
@@ -31,14 +31,16 @@ class TrainingDivergedError(FloatingPointError):
     """
 
 
-def iterate_minibatches(n_samples, batch_size, rng):
-    """Yield index arrays of a fresh random permutation, ``batch_size`` at a time.
+def iterate_minibatches(n_samples, batch_size, rng, shuffle=True, drop_last=False):
+    """Yield index arrays of a fresh random permutation (``shuffle=False``: in order),
+    ``batch_size`` at a time.
 
-    The last batch holds the remainder (never dropped), so every sample is
-    seen once per epoch.
+    The last batch holds the remainder, so every sample is seen once per epoch,
+    unless ``drop_last`` (then ``n_samples // batch_size`` full batches).
     """
-    perm = rng.permutation(n_samples)
-    for start in range(0, n_samples, batch_size):
+    perm = rng.permutation(n_samples) if shuffle else np.arange(n_samples)
+    stop = n_samples - n_samples % batch_size if drop_last else n_samples
+    for start in range(0, stop, batch_size):
         yield perm[start:start + batch_size]
 
 
@@ -129,6 +131,9 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     grads = _views_into(flat_grads, {name: p.shape for name, p in packed.items()})
     ws = Workspace()
     batch_buffer = model._batch_buffer(ws, batch_size, d, X.dtype)
+    if getattr(model, "drop_last", False) and n < int(batch_size):
+        raise ValueError(f"drop_last=True with batch_size={batch_size} leaves no batch of the "
+                         f"{n} training samples; use a smaller batch_size or drop_last=False.")
     if early_stopping is not None and X_val is None:
         raise ValueError("early_stopping needs validation_data to monitor.")
     best = (math.inf, None, 0)          # (val total, params copy, epoch)
@@ -140,8 +145,10 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
         # the state to return to if this epoch does not complete
         snapshot = (flat_params.copy(), optimizer.state_dict())
         try:
-            sums = {}
-            for step, idx in enumerate(iterate_minibatches(n, batch_size, rng)):
+            sums, seen = {}, 0
+            for step, idx in enumerate(iterate_minibatches(
+                    n, batch_size, rng, shuffle=getattr(model, "shuffle", True),
+                    drop_last=getattr(model, "drop_last", False))):
                 Xb = batch_buffer[:len(idx)]
                 np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
                 total, terms = model._objective(Xb, grads, ws)
@@ -151,6 +158,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                 optimizer.step({PACKED: flat_params}, {PACKED: flat_grads})
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
+                seen += len(idx)
             elapsed = time.perf_counter() - t0
             val_terms = model.loss_terms(X_val) if X_val is not None else None
         except KeyboardInterrupt:
@@ -158,8 +166,8 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
             raise
         # the epoch is complete: record it
         for key, value in sums.items():
-            history.setdefault(key, []).append(value / n)
-        history.setdefault("samples_per_s", []).append(n / elapsed if elapsed > 0 else math.inf)
+            history.setdefault(key, []).append(value / seen)
+        history.setdefault("samples_per_s", []).append(seen / elapsed if elapsed > 0 else math.inf)
         history.setdefault("epoch_time_s", []).append(elapsed)
         model.training_rng_state_ = rng.bit_generator.state
 

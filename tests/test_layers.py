@@ -11,7 +11,8 @@ from hypothesis.extra.numpy import arrays
 
 from npcae.activations import LeakyReLU
 from npcae.gradcheck import check_gradient, check_layer
-from npcae.layers import INITIALIZERS, Activation, Dense, Module, Sequential, init_weights
+from npcae.layers import (BIAS_INITIALIZERS, INITIALIZERS, Activation, Dense, Module, Sequential,
+                          init_weights)
 from npcae.losses import mse
 from npcae.optim import Adam
 
@@ -346,7 +347,11 @@ def test_seeded_init_deterministic_and_global_rng_untouched(init):
     if init != "zeros":
         c = Dense(7, 5, init=init, random_state=4)
         assert not np.array_equal(a.params["W"], c.params["W"])
-    np.testing.assert_array_equal(a.params["b"], 0.0)
+    if init in BIAS_INITIALIZERS:      # PyTorch's nn.Linear: b ~ U(+-1/sqrt(n_in)) after W
+        assert np.all(np.abs(a.params["b"]) <= 1 / np.sqrt(7)) and np.any(a.params["b"] != 0)
+        np.testing.assert_array_equal(b.params["b"], a.params["b"])
+    else:
+        np.testing.assert_array_equal(a.params["b"], 0.0)
     np.testing.assert_array_equal(np.random.get_state()[1], state)
     for dt in (np.float32, np.float64):
         d = Dense(7, 5, init=init, random_state=3, dtype=dt)
@@ -366,6 +371,7 @@ INIT_SCALES = {
     "he_normal": ("normal", lambda i, o: np.sqrt(2.0 / i)),
     "normal": ("normal", lambda i, o: 0.01),
     "zeros": ("zeros", lambda i, o: 0.0),
+    "torch_linear": ("uniform", lambda i, o: 1.0 / np.sqrt(i)),
 }
 
 

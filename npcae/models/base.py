@@ -36,8 +36,9 @@ import numpy as np
 
 from .._validation import (as_float_array, check_bool, check_finite, check_in_unit_interval,
                            check_n_features, check_positive_int, check_random_state)
+from .._workspace import Workspace
 
-__all__ = ["BaseAutoencoder", "Workspace", "NotFittedError"]
+__all__ = ["BaseAutoencoder", "NotFittedError"]
 
 _EVAL_BLOCK_BYTES = 8 << 20
 """Largest ``(rows, n_features)`` block that batched evaluation works on (8 MiB)."""
@@ -54,30 +55,6 @@ class NotFittedError(ValueError, AttributeError):
     Subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's
     ``NotFittedError`` does, so code written for either catches it.
     """
-
-
-class Workspace:
-    """Reusable scratch arrays, keyed by name, shape and dtype.
-
-    The training loop keeps one Workspace for the whole run so the hot path
-    allocates nothing large per step (freed large temporaries would otherwise
-    be returned to the OS and faulted back in every step).
-    """
-
-    def __init__(self):
-        self._arrays = {}
-
-    def get(self, name, shape, dtype, fill=None):
-        """The array called ``name`` with this shape and dtype, created on first use
-        (uninitialised, or filled with ``fill``). ``np.float32`` and
-        ``np.dtype("float32")`` name the same array."""
-        key = (name, tuple(shape), np.dtype(dtype))
-        arr = self._arrays.get(key)
-        if arr is None:
-            arr = self._arrays[key] = np.empty(shape, dtype=dtype)
-            if fill is not None:
-                arr.fill(fill)
-        return arr
 
 
 def _same_value(a, b):
@@ -210,17 +187,22 @@ class BaseAutoencoder:
         n_features = check_positive_int(n_features, "n_features")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         shapes = self._param_shapes(n_features)
-        for name, (shape, init) in shapes.items():
-            # draw every parameter, in order, so the stream does not depend on which exist
-            fresh = self._init_param(name, shape, init, rng)
+        # draw every parameter, in order, so the stream does not depend on which exist
+        fresh = self._draw_params(n_features, rng)
+        for name, (shape, _) in shapes.items():
             current = self.params.get(name)
             if current is None or np.shape(current) != shape:
-                self.params[name] = fresh.astype(self.dtype_)
+                self.params[name] = fresh[name].astype(self.dtype_)
         for name in list(self.params):
             if name not in shapes:
                 del self.params[name]
         self.n_features_in_ = n_features
         return self
+
+    def _draw_params(self, n_features, rng):
+        """Fresh values for every parameter, in key order (``_init_param`` one at a time)."""
+        return {name: self._init_param(name, shape, init, rng)
+                for name, (shape, init) in self._param_shapes(n_features).items()}
 
     def _init_param(self, name, shape, init, rng):
         from ..layers import init_weights
