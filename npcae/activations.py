@@ -43,7 +43,7 @@ class ActivationFunction:
         raise NotImplementedError
 
     def derivative(self, a, h, out=None):
-        """:math:`\phi'(a)` given ``a`` and ``h = phi(a)`` (written into ``out`` when given)."""
+        """phi'(a) given ``a`` and ``h = phi(a)`` (written into ``out`` when given)."""
         raise NotImplementedError
 
     def second_derivative(self, a, h):
@@ -91,13 +91,13 @@ class Sigmoid(ActivationFunction):
         return out
 
     @staticmethod
-    def value_abs(a, out=None):
+    def value_via_tanh(a, out=None):
         r""":math:`\sigma(a) = (1 + \tanh(a/2)) / 2`: the training loop's sigmoid.
 
-        Three SIMD passes and no overflow path (``exp`` of large arguments is
-        several times slower), accurate to one ulp of 1 in *absolute* terms
-        but not relatively in the far negative tail (``sigma(-30)`` comes out
-        ~1e-14 instead of 9.4e-14). Used where only absolute accuracy
+        Three SIMD passes and no overflow path (``exp`` takes a slow path on
+        arguments that overflow), accurate to one ulp of 1 in *absolute* terms
+        but not relatively in the far negative tail (``sigma(-30)`` keeps only
+        about four correct digits of 9.3576e-14). Used where only absolute accuracy
         matters: the encoder output ``h`` (whose derivatives are the
         output-form ``h(1-h)`` anyway) and the BCE gradient ``sigma(z) - x``.
         Complex-step safe.

@@ -11,7 +11,7 @@ The metadata is a JSON object::
     format            "npcae-model"
     format_version    1, 2 or 3 (this npcae writes 3)
     npcae_version     the npcae that wrote the file
-    class             the model class, looked up in a fixed registry
+    class             the model class, looked up in the registry the caller passes
     hyperparameters   the constructor's arguments, by name
     n_features_in     the number of input features
     history           the per-epoch training history (lists of floats, optional best_epoch)
@@ -19,10 +19,11 @@ The metadata is a JSON object::
     training          {"rng_state": the minibatch-shuffling generator's state or null,
                        "n_iter": epochs trained}                           (version 3)
 
-Loading reads with ``allow_pickle=False``, looks the class up in a registry (an
-untrusted file cannot run code) and checks the whole file against this schema
-before it builds the model: any problem raises :class:`ModelFileError` naming
-the field or array at fault.
+Loading reads with ``allow_pickle=False``, looks the class up in a registry that the
+caller passes (``npcae.load`` passes ``npcae.models.MODELS``: an untrusted file cannot run
+code, and this module never imports the models), and checks the whole file against this
+schema before it builds the model: any problem raises :class:`ModelFileError` naming the
+field or array at fault.
 
 Every file (models, JSON, figures) is written through :func:`atomic_write`: to
 a temporary file beside the target, renamed into place only when complete.
@@ -34,9 +35,12 @@ import os
 import reprlib
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ._version import __version__
 
 __all__ = ["save_model", "load_model", "ModelFileError", "FORMAT", "FORMAT_VERSION",
            "atomic_write"]
@@ -153,7 +157,9 @@ def _jsonable(value):
         return {"__dtype__": np.dtype(value).name}
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):                       # e.g. layers=(256, 128): stays a tuple
+        return {"__tuple__": [_jsonable(v) for v in value]}
+    if isinstance(value, list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -170,6 +176,10 @@ def _from_jsonable(value):
     if isinstance(value, dict):
         if "__dtype__" in value:
             return np.dtype(value["__dtype__"]).type
+        if "__tuple__" in value:
+            if not isinstance(value["__tuple__"], list):
+                raise TypeError(f"'__tuple__' must hold a list; got {value['__tuple__']!r}")
+            return tuple(_from_jsonable(v) for v in value["__tuple__"])
         if "__config__" in value:
             if value.get("__kind__") == "activation":
                 return get_activation(value["__config__"])
@@ -204,7 +214,6 @@ def save_model(model, path):
     ValueError
         The model has no parameters yet.
     """
-    from . import __version__
     if not model.params:
         raise ValueError(f"this {type(model).__name__} has no parameters to save; fit it first.")
     arrays = {f"param.{k}": np.asarray(v) for k, v in model.params.items()}
@@ -233,7 +242,7 @@ def save_model(model, path):
 # Loading: read the archive, check everything, then build
 # ---------------------------------------------------------------------------
 
-def load_model(path):
+def load_model(path, registry):
     """Load a model written by :func:`save_model` (or ``model.save``).
 
     The whole file is checked before the model is built: the metadata schema,
@@ -243,6 +252,9 @@ def load_model(path):
     Parameters
     ----------
     path : str or os.PathLike
+    registry : mapping of str to class
+        Model class name -> class; the file's ``class`` field is looked up here and
+        nowhere else. :func:`npcae.load` passes :data:`npcae.models.MODELS`.
 
     Returns
     -------
@@ -259,13 +271,16 @@ def load_model(path):
         Not a valid npcae model file: truncated, not an ``.npz`` archive,
         missing or malformed metadata, unknown class, a newer format version,
         or arrays that do not fit the model. The message names the field.
+    TypeError
+        ``registry`` is not a mapping of class names to classes.
     """
+    _check_registry(registry)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
     try:
         meta, arrays = _read_archive(path)
-        contents = _check_file(meta, arrays)
+        contents = _check_file(meta, arrays, registry)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from exc.__cause__
     if contents["dropped_optimizer"]:
@@ -283,6 +298,17 @@ def load_model(path):
     if contents["optimizer"] is not None:
         model.optimizer_ = contents["optimizer"]
     return model
+
+
+def _check_registry(registry):
+    if not isinstance(registry, Mapping):
+        raise TypeError(f"registry must be a mapping of model class name -> class (e.g. "
+                        f"npcae.models.MODELS); got {type(registry).__name__}.")
+    bad = [name for name, cls in registry.items()
+           if not (isinstance(name, str) and isinstance(cls, type))]
+    if bad:
+        raise TypeError(f"registry must map class names (str) to classes; these entries do "
+                        f"not: {bad!r}. Use e.g. {{cls.__name__: cls for cls in classes}}.")
 
 
 def _read_archive(path):
@@ -378,7 +404,7 @@ def _check_dict(value, field, what="a JSON object"):
 
 # -- the schema ------------------------------------------------------------------------
 
-def _check_file(meta, arrays):
+def _check_file(meta, arrays, registry):
     """Check the metadata and arrays against the format; return what to build from.
 
     Returns a dict: ``model`` (built from the checked hyperparameters, nothing
@@ -386,7 +412,6 @@ def _check_file(meta, arrays):
     ``rng_state``, ``optimizer`` and ``dropped_optimizer`` (a format-1
     optimizer state that is not carried over).
     """
-    from .models import MODELS
     fmt = _get(meta, "format", "format")
     if fmt != FORMAT:
         raise ModelFileError(f"has format {_short(fmt)}, not {FORMAT!r}: not an npcae model.")
@@ -397,10 +422,10 @@ def _check_file(meta, arrays):
     if "npcae_version" in meta and not isinstance(meta["npcae_version"], str):
         raise _field_error("npcae_version", "a string", meta["npcae_version"])
     name = _get(meta, "class", "class")
-    cls = MODELS.get(name) if isinstance(name, str) else None
+    cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelFileError(f"holds unknown model class {_short(name)} (metadata field "
-                             f"'class'); known: {sorted(MODELS)}.")
+                             f"'class'); known: {sorted(registry)}.")
     n_features = _check_int(_get(meta, "n_features_in", "n_features_in"), "n_features_in", 1)
     history = _check_history(_get(meta, "history", "history"))
     model = _build_model(cls, _get(meta, "hyperparameters", "hyperparameters"), version)

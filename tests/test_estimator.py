@@ -12,8 +12,8 @@ import pytest
 
 import npcae
 from npcae import ContractiveAutoencoder, TrainingDivergedError
+from npcae._workspace import Workspace
 from npcae.models import base as base_module
-from npcae.models.base import Workspace
 from npcae.optim import SGD, Adam
 
 MSE = dict(loss="mse", output_activation="identity")
@@ -193,7 +193,7 @@ def test_partial_fit_is_one_epoch_and_continues_exactly():
 def test_warm_start_refuses_other_feature_counts_and_shapes():
     X = unit_data()
     model = small(warm_start=True).fit(X)
-    with pytest.raises(ValueError, match="warm start.*7"):
+    with pytest.raises(ValueError, match="expecting 7 features.*warm_start=False"):
         model.fit(unit_data(d=6))
     with pytest.raises(ValueError, match="n_hidden"):
         model.set_params(n_hidden=5).fit(X)

@@ -480,10 +480,12 @@ class BaseAutoencoder:
         """Refuse to continue training a model whose shapes no longer match."""
         owner = type(self).__name__
         if n_features != self.n_features_in_:
-            raise ValueError(f"warm start: X has {n_features} features, but this {owner} was "
-                             f"fitted on {self.n_features_in_}. Use data with "
-                             f"{self.n_features_in_} features, or set warm_start=False to "
-                             f"train a new model from scratch.")
+            raise ValueError(f"X has {n_features} features, but {owner} is expecting "
+                             f"{self.n_features_in_} features as input: it was fitted on "
+                             f"{self.n_features_in_}, and a warm start (or partial_fit) "
+                             f"continues that fit. Use data with {self.n_features_in_} "
+                             f"features, or set warm_start=False to train a new model from "
+                             f"scratch.")
         expected = {k: shape for k, (shape, _) in self._param_shapes(n_features).items()}
         current = {k: np.shape(v) for k, v in self.params.items()}
         if expected != current:

@@ -24,6 +24,10 @@ from .base import BaseAutoencoder
 
 __all__ = ["ContractiveAutoencoder"]
 
+
+def _scalar_value(value):
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
 _DEFAULT_INIT = {"sigmoid": "sigmoid_uniform", "tanh": "glorot_uniform", "relu": "he_uniform",
                  "leaky_relu": "he_uniform", "softplus": "glorot_uniform",
                  "identity": "glorot_uniform"}
@@ -197,16 +201,17 @@ class ContractiveAutoencoder(BaseAutoencoder):
         Memory is ``n * k * d`` floats: batch it for large inputs (see
         :func:`npcae.analysis.jacobian_spectrum`).
         """
-        d1 = self._encoder_derivative(self._ready(X))
+        d1 = self._code_derivative(self._ready(X))
         return d1[:, :, None] * self.params["W"].T[None, :, :]
 
     def jacobian_norm(self, X):
         r"""Frobenius norms :math:`\|J_f(x_n)\|_F`, shape ``(n,)``, without forming ``J``."""
-        d1 = self._encoder_derivative(self._ready(X))
+        d1 = self._code_derivative(self._ready(X))
         W = self.params["W"]
         return np.sqrt((d1 * d1) @ np.einsum("ij,ij->j", W, W))
 
-    def _encoder_derivative(self, X):
+    def _code_derivative(self, X):
+        """``phi'(X W + b)``, shape ``(n, k)``: the derivative of each code unit at ``X``."""
         A = X @ self.params["W"] + self.params["b"]
         return self._phi.derivative(A, self._phi.value(A))
 
@@ -216,7 +221,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         the stacked ``[X; G_Z]`` buffer, so the tied gradient needs no copy of ``X``."""
         return ws.get("stack_in", (2 * n, d), dtype)[:n]
 
-    def _encoder_derivatives(self, A, H, ws):
+    def _phi_derivatives(self, A, H, ws):
         """``D1 = phi'(A)`` and ``D2 = phi''(A)``, both ``(n, k)``.
 
         For the sigmoid both come from ``H`` alone (``docs/derivations.md#contractive-penalty``):
@@ -259,7 +264,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         A = np.matmul(X, W, out=ws.get("A", (n, k), dt))
         A += b                                                  # A = X W + b        (n, k)
         if isinstance(phi, Sigmoid):
-            phi.value_abs(A, out=H)                             # H = phi(A)         (n, k)
+            phi.value_via_tanh(A, out=H)                        # H = phi(A)         (n, k)
         else:
             phi.value(A, out=H)
         # ---- forward: decoder and reconstruction loss
@@ -267,7 +272,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         Z = np.add(Z_T.T, c, out=G_Z)                           # Z = H W_dec + c    (n, d)
         rec = self._reconstruction(Z, X, ws)                    # Z becomes G_Z = dL_rec/dZ
         # ---- contractive penalty, closed form (docs/derivations.md#contractive-penalty)
-        D1, D2 = self._encoder_derivatives(A, H, ws)            # phi'(A), phi''(A)
+        D1, D2 = self._phi_derivatives(A, H, ws)                # phi'(A), phi''(A)
         col_sq_norms = np.einsum("ij,ij->j", W, W)              # s_j = sum_i W_ij^2         (k,)
         col_d1_sq = np.einsum("ij,ij->j", D1, D1)               # sum_n D1_nj^2              (k,)
         pen = (col_d1_sq @ col_sq_norms) / n                    # P = (1/n) sum_n sum_j D1^2 s_j
@@ -340,6 +345,45 @@ class ContractiveAutoencoder(BaseAutoencoder):
         D1 = self._phi.derivative(A, H)
         pen = (D1 * D1) @ np.einsum("ij,ij->j", W, W)
         return {"reconstruction": rec, "contractive": pen, "total": rec + float(self.lam) * pen}
+
+    def reference_loss_and_grad(self, X):
+        """The same objective as :meth:`loss_and_grad`, computed plainly on the layers engine.
+
+        No fusion: ``Dense`` + ``Activation`` encode, ``TiedDense`` (or ``Dense``)
+        decodes, a loss from :mod:`npcae.losses` reconstructs, and
+        :func:`npcae.penalties.contractive_terms` gives the penalty, whose
+        pre-activation gradient joins the backward pass at ``A`` and whose direct
+        ``W`` term is added last. ``docs/derivations.md#cae-backward`` derives the
+        fused :meth:`_objective` from these lines; the tests hold the two equal.
+        """
+        from ..layers import Dense, Sequential, TiedDense
+        from ..layers import Activation as ActivationLayer
+        from ..losses import bce_with_logits
+        from ..penalties import contractive_terms
+        X = self._prepare_for_objective(X)
+        p, lam, psi = self.params, float(self.lam), self._psi
+        grads = {name: np.zeros_like(value) for name, value in p.items()}
+        encoder = Sequential(Dense(*p["W"].shape, init="zeros", dtype=X.dtype).bind(p, grads),
+                             ActivationLayer(self._phi))
+        decoder = (TiedDense(encoder[0]) if self.tied
+                   else Dense(*p["W_dec"].shape, init="zeros", dtype=X.dtype))
+        decoder.bind({"W": p.get("W_dec"), "b": p["c"]}, {"W": grads.get("W_dec"),
+                                                          "b": grads["c"]})
+        H = encoder.forward(X)                                  # h = phi(x W + b)
+        Z = decoder.forward(H)                                  # z = h W_dec + c
+        if self.loss == "bce" and isinstance(psi, Sigmoid):
+            rec, G_Z = bce_with_logits(Z, X)                    # from the logits
+        else:
+            R = psi.value(Z)
+            rec, G_R = get_loss(self.loss)(R, X)
+            G_Z = G_R * psi.derivative(Z, R)                    # dL/dz = dL/dr psi'(z)
+        A, H = encoder[1].pre_activation, encoder[1].output
+        pen, G_A_pen, w_scale = contractive_terms(p["W"], self._phi.derivative(A, H),
+                                                  self._phi.second_derivative(A, H))
+        G_H = decoder.backward(G_Z)                             # dL/dh
+        encoder.backward(G_H, add_grad={0: lam * G_A_pen})      # the penalty enters at A
+        grads["W"] += lam * p["W"] * w_scale                    # and directly through s_j
+        return _scalar_value(rec + lam * pen), grads
 
     # convenience for users checking the closed form
     def contractive_penalty(self, X):
