@@ -12,8 +12,9 @@ import numpy as np
 
 from . import activations, losses
 from ._validation import check_random_state
-from .gradcheck import _check_tolerances, check_gradient, check_layer, check_model
-from .layers import Activation, Dense, Sequential
+from .gradcheck import check_gradient, check_layer, check_model
+from .gradcheck._engine import _check_tolerances
+from .layers import Activation, Dense, Sequential, TiedDense
 from .penalties import contractive_penalty
 
 __all__ = ["AuditRow", "run_audit", "format_audit"]
@@ -83,6 +84,11 @@ def _audit_layers(rng, rtol):
                      Dense(5, 3, random_state=5), Activation("sigmoid"))
     res = check_layer(seq, x, random_state=6, method="richardson", rtol=rtol)
     rows.append(_row("layer Sequential(Dense-tanh-Dense-sigmoid)", res, "richardson"))
+    enc = Dense(7, 4, random_state=7)
+    tied = Sequential(enc, Activation("tanh"), TiedDense(enc))
+    tied.modules[2].params["b"] = rng.normal(size=7)
+    res = check_layer(tied, x, random_state=8, method="richardson", rtol=rtol)
+    rows.append(_row("layer Sequential(Dense-tanh-TiedDense)", res, "richardson"))
     return rows
 
 
@@ -125,7 +131,7 @@ def _audit_penalties(rng, rtol):
 
 
 def _audit_models(rng, rtol):
-    from .models import ContractiveAutoencoder
+    from .models import Autoencoder, ContractiveAutoencoder
     rows = []
     X = rng.random((6, 9))
     configs = [("sigmoid", "sigmoid", "bce"), ("tanh", "sigmoid", "bce"),
@@ -142,6 +148,19 @@ def _audit_models(rng, rtol):
                                    loss="mse", dtype=np.float64, random_state=0).initialize(9)
     rows.append(_row("model CAE(sigmoid->identity, mse, tied)",
                      check_model(model, X, method="complex", rtol=rtol), "complex"))
+    leaky = {"name": "leaky_relu", "alpha": 0.2}
+    deep = [((5, 4, 3), "sigmoid", "sigmoid", "mse", "mean", False),   # the PyTorch text's shape
+            ((5, 4, 3), leaky, "sigmoid", "mse", "mean", False),        # the TensorFlow text's
+            ((6, 3), "tanh", "sigmoid", "bce", "sum", True),
+            ((5, 4, 3, 2), "softplus", "identity", "mse", "sum", True)]
+    for layers, act, out, loss, reduction, tied in deep:
+        model = Autoencoder(layers=layers, activation=act, output_activation=out, loss=loss,
+                            reduction=reduction, loss_weight=0.5, tied=tied, dtype=np.float64,
+                            random_state=0).initialize(9)
+        name = act if isinstance(act, str) else "leaky_relu(0.2)"
+        tag = "tied" if tied else "untied"
+        rows.append(_row(f"model Autoencoder({layers}, {name}->{out}, {loss}/{reduction}, {tag})",
+                         check_model(model, X, method="richardson", rtol=rtol), "richardson"))
     return rows
 
 
