@@ -262,41 +262,143 @@ def test_model_penalty_is_mean_of_per_sample_penalties(n, d, k, data):
     assert model.loss_terms(X)["contractive"] == pytest.approx(np.mean(per_sample), rel=1e-12)
 
 
-class _HalfPenaltyGradient(ContractiveAutoencoder):
-    """Bug: the penalty's gradient at the pre-activation off by a factor of 2."""
+# Each published bug is injected where the fused ``_objective`` computes that quantity now:
+#   D1, D2 = self._phi_derivatives(A, H, ws)      phi'(A), phi''(A)
+#   D2 *= (2 lam / n) s;  G_A += D2;  G_A *= D1   dL/dA = D1 (dL/dH + lam (2/n) D2 s)
+#   _add_scaled_columns(grads["W"], W, w_scale)   the direct term lam W (2/n) sum_n D1^2
+# and each test asserts that the gradient check passes without the bug and fails with it for
+# the bug's own reason: the parameters it must corrupt fail, the others pass, and the
+# analytic gradient is off by exactly the amount the bug predicts (computed by hand here).
+BUG_KW = dict(n_hidden=4, lam=0.5, dtype=np.float64, random_state=0, verbose=0)
 
-    def _encoder_derivatives(self, A, H, ws):
-        D1, D1D2 = super()._encoder_derivatives(A, H, ws)
-        return D1, 0.5 * D1D2
+
+def _same_weights(cls, model, **changes):
+    """A ``cls`` with ``model``'s hyperparameters (and ``changes``) and a copy of its weights."""
+    other = cls(**{**model.get_params(), **changes})
+    for name, value in model.params.items():
+        other.params[name] = value.copy()
+    return other
+
+
+def _numerical(model, name, X):
+    """d loss / d params[name] by Richardson extrapolation, independent of the model's grads."""
+    base = model.params[name]
+
+    def loss_at(value):
+        model.params[name] = value
+        try:
+            return model.loss_and_grad(X)[0]
+        finally:
+            model.params[name] = base
+
+    return numerical_gradient(loss_at, base.copy(), method="richardson")
+
+
+def _hand_sigmoid_terms(model, X):
+    """By hand, for a sigmoid encoder: ``dP/dA = (2/n) phi' phi'' s`` and ``w_scale``."""
+    W, b = model.params["W"], model.params["b"]
+    H = 1.0 / (1.0 + np.exp(-(X @ W + b)))
+    D1 = H * (1 - H)
+    s = np.sum(W * W, axis=0)
+    n = X.shape[0]
+    return (2.0 / n) * D1 * D1 * (1 - 2 * H) * s, (2.0 / n) * np.sum(D1 * D1, axis=0)
+
+
+class _HalfPenaltyGradient(ContractiveAutoencoder):
+    """Bug: the penalty's gradient at the pre-activation is half the true one (the 2 of
+    d(D1^2)/dA = 2 D1 D2 forgotten), injected into ``phi''`` before ``_objective`` scales it
+    by ``lam (2/n) s`` in place."""
+
+    def _phi_derivatives(self, A, H, ws):
+        D1, D2 = super()._phi_derivatives(A, H, ws)
+        D2 *= 0.5
+        return D1, D2
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_half_penalty_gradient_fails_by_half_the_penalty_term(tied, rng):
+    X = rng.random((5, 7))
+    good = ContractiveAutoencoder(activation="sigmoid", tied=tied, **BUG_KW).initialize(7)
+    bad = _same_weights(_HalfPenaltyGradient, good)
+    assert check_model(good, X, method="richardson").passed
+    result = check_model(bad, X, method="richardson")
+    # only the encoder's W and b see dL/dA; the decoder's gradients are right
+    assert not result.passed and sorted(result.failures) == ["W", "b"], result.report()
+    assert result["b"].max_rel_error > 1e-3
+    (value_good, g_good), (value_bad, g_bad) = good.loss_and_grad(X), bad.loss_and_grad(X)
+    assert value_bad == value_good                      # the value is untouched
+    # off by exactly half the penalty's share: -lam/2 sum_n dP/dA, and X^T of it in W
+    dP_dA, _ = _hand_sigmoid_terms(good, X)
+    lam = BUG_KW["lam"]
+    np.testing.assert_allclose(g_bad["b"] - g_good["b"], -0.5 * lam * dP_dA.sum(axis=0),
+                               rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(g_bad["W"] - g_good["W"], -0.5 * lam * X.T @ dP_dA,
+                               rtol=1e-9, atol=1e-13)
+    # the ratio the name says: the buggy penalty share of dL/db over the true share is 1/2
+    plain = _same_weights(ContractiveAutoencoder, good, lam=0.0).loss_and_grad(X)[1]
+    np.testing.assert_allclose(g_bad["b"] - plain["b"], 0.5 * (g_good["b"] - plain["b"]),
+                               rtol=1e-9, atol=1e-13)
 
 
 class _SigmoidDerivativeForTanh(ContractiveAutoencoder):
-    """Bug: sigmoid's h(1-h) used for a tanh encoder."""
+    """Bug: sigmoid's ``h(1 - h)`` (and its ``phi''``) used for a tanh encoder. In the fused
+    path ``phi'`` serves both the backward pass through the encoder and the penalty, so the
+    whole pre-activation gradient comes out scaled by ``h(1-h) / (1-h^2) = h / (1+h)``."""
 
-    def _encoder_derivatives(self, A, H, ws):
+    def _phi_derivatives(self, A, H, ws):
         D1 = H * (1 - H)
-        return D1, D1 * D1 * (1 - 2 * H)
+        return D1, D1 * (1 - 2 * H)
 
 
-@pytest.mark.parametrize("cls,activation", [(_HalfPenaltyGradient, "sigmoid"),
-                                            (_SigmoidDerivativeForTanh, "tanh")])
-def test_model_level_bugs_fail_the_checks(cls, activation, rng):
+@pytest.mark.parametrize("tied", [True, False])
+def test_sigmoid_derivative_for_tanh_fails_by_h_over_1_plus_h(tied, rng):
     X = rng.random((5, 7))
-    kw = dict(n_hidden=4, lam=0.5, activation=activation, dtype=np.float64, random_state=0, verbose=0)
-    good = ContractiveAutoencoder(**kw).initialize(7)
-    bad = cls(**kw).initialize(7)
+    good = ContractiveAutoencoder(activation="tanh", tied=tied, **BUG_KW).initialize(7)
+    bad = _same_weights(_SigmoidDerivativeForTanh, good)
     assert check_model(good, X, method="richardson").passed
+    result = check_model(bad, X, method="richardson")
+    assert not result.passed and sorted(result.failures) == ["W", "b"], result.report()
+    # the penalty's value is the sigmoid formula's, not ||J_f||_F^2; the reconstruction is right
+    W, b = good.params["W"], good.params["b"]
+    H = np.tanh(X @ W + b)
+    s = np.sum(W * W, axis=0)
     J = good.jacobian(X)
-    explicit = np.mean(np.sum(J * J, axis=(1, 2)))
-    value_ok = bad.loss_terms(X)["contractive"] == pytest.approx(explicit, rel=1e-10)
-    assert not (check_model(bad, X, method="richardson").passed and value_ok)
+    terms_good, terms_bad = good.loss_terms(X), bad.loss_terms(X)
+    assert terms_good["contractive"] == pytest.approx(np.mean(np.sum(J * J, axis=(1, 2))),
+                                                      rel=1e-12)
+    assert terms_bad["contractive"] == pytest.approx(np.mean((H * (1 - H)) ** 2 @ s), rel=1e-12)
+    assert terms_bad["reconstruction"] == pytest.approx(terms_good["reconstruction"], rel=1e-14)
+    # one sample: dL/db_j is dL/dA_j itself, so analytic / numerical = h_j / (1 + h_j) per unit
+    x1 = X[:1]
+    ratio = bad.loss_and_grad(x1)[1]["b"] / _numerical(bad, "b", x1)
+    h1 = np.tanh(x1 @ W + b)[0]
+    np.testing.assert_allclose(ratio, h1 / (1 + h1), rtol=1e-6)
+
+
+def test_direct_penalty_term_dropped_fails_in_w_only(rng, monkeypatch):
+    """Bug: ``W`` held constant inside ``s_j = sum_i W_ij^2`` (the direct term dropped)."""
+    from npcae.models import cae as cae_module
+    X = rng.random((5, 7))
+    good = ContractiveAutoencoder(activation="sigmoid", **BUG_KW).initialize(7)
+    assert check_model(good, X, method="richardson").passed
+    g_good = good.loss_and_grad(X)[1]
+    monkeypatch.setattr(cae_module, "_add_scaled_columns", lambda out, W, scale, ws: None)
+    result = check_model(good, X, method="richardson")
+    assert not result.passed and result.failures == ["W"], result.report()
+    _, w_scale = _hand_sigmoid_terms(good, X)
+    g_bad = good.loss_and_grad(X)[1]
+    np.testing.assert_allclose(g_bad["W"] - g_good["W"],
+                               -BUG_KW["lam"] * good.params["W"] * w_scale,
+                               rtol=1e-9, atol=1e-13)
+    for name in ("b", "c"):
+        np.testing.assert_array_equal(g_bad[name], g_good[name])
 
 
 @pytest.mark.parametrize("d,k,block", [(7, 3, 6), (7, 3, 3), (5, 4, 1000), (9, 2, 1)])
 def test_row_blocked_direct_term_equals_full_product(d, k, block):
     """``_add_scaled_columns`` (out += W * scale, a block of rows at a time) covers every
     row exactly once, including a short last block."""
-    from npcae.models.base import Workspace
+    from npcae._workspace import Workspace
     from npcae.models.cae import _add_scaled_columns
     rng = np.random.default_rng(d * k + block)
     W, out, scale = rng.normal(size=(d, k)), rng.normal(size=(d, k)), rng.normal(size=k)

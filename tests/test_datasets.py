@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from npcae import datasets
 from npcae.datasets import (DatasetNotFoundError, load_dataset, load_fashion_mnist,
                             load_mnist, make_digits, make_manifold, read_idx)
+from npcae.datasets import mnist as mnist_files   # the MNIST file handling
 
 NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -233,6 +234,20 @@ def test_not_found_message(tmp_path, clean_env):
         assert needle in msg, needle
 
 
+def test_public_api_comes_from_the_four_modules():
+    """npcae.datasets is a package (idx, mnist, digits, manifolds) whose __init__ re-exports
+    the public API and holds the name-based dispatcher."""
+    from npcae.datasets import digits, idx, manifolds, mnist
+    assert sorted(datasets.__all__) == ["DatasetNotFoundError", "FASHION_MNIST_CLASSES",
+                                        "load_dataset", "load_fashion_mnist", "load_mnist",
+                                        "make_digits", "make_manifold", "read_idx"]
+    assert read_idx is idx.read_idx
+    assert (load_mnist, load_fashion_mnist) == (mnist.load_mnist, mnist.load_fashion_mnist)
+    assert DatasetNotFoundError is mnist.DatasetNotFoundError
+    assert datasets.FASHION_MNIST_CLASSES is mnist.FASHION_MNIST_CLASSES
+    assert make_digits is digits.make_digits and make_manifold is manifolds.make_manifold
+
+
 # --------------------------------------------------------------------------- download logic (no network)
 
 def _serve(monkeypatch, payloads, calls=None):
@@ -246,7 +261,7 @@ def _serve(monkeypatch, payloads, calls=None):
             dest.write(b"partial garbage")
             raise what
         dest.write(what)
-    monkeypatch.setattr(datasets, "_fetch", fake_fetch)
+    monkeypatch.setattr(mnist_files, "_fetch", fake_fetch)
 
 
 def _fake_gz_split(split="train", n=6):
@@ -261,7 +276,7 @@ def _fake_gz_split(split="train", n=6):
 def test_download_good_checksum_renamed_into_place(tmp_path, clean_env, monkeypatch):
     images, labels, blobs = _fake_gz_split()
     for fname, blob in blobs.items():  # pretend these are the published files
-        monkeypatch.setitem(datasets._DATASETS["mnist"]["md5"], fname,
+        monkeypatch.setitem(mnist_files._DATASETS["mnist"]["md5"], fname,
                             hashlib.md5(blob).hexdigest())
     calls = []
     _serve(monkeypatch, blobs, calls)
@@ -281,7 +296,7 @@ def test_download_good_checksum_renamed_into_place(tmp_path, clean_env, monkeypa
 def test_download_defaults_to_cache(tmp_path, clean_env, monkeypatch):
     _, labels, blobs = _fake_gz_split("test")
     for fname, blob in blobs.items():
-        monkeypatch.setitem(datasets._DATASETS["fashion_mnist"]["md5"], fname,
+        monkeypatch.setitem(mnist_files._DATASETS["fashion_mnist"]["md5"], fname,
                             hashlib.md5(blob).hexdigest())
     _serve(monkeypatch, blobs)
     _, y = load_fashion_mnist(split="test")
@@ -298,18 +313,18 @@ def test_download_bad_checksum_leaves_nothing(tmp_path, clean_env, monkeypatch):
     target.mkdir()
     with pytest.raises(DatasetNotFoundError, match="md5 mismatch") as info:
         load_mnist(target)
-    assert datasets._DATASETS["mnist"]["md5"]["train-images-idx3-ubyte.gz"] in str(info.value)
+    assert mnist_files._DATASETS["mnist"]["md5"]["train-images-idx3-ubyte.gz"] in str(info.value)
     assert list(target.iterdir()) == []  # no final file, no temporary .part file
     # every mirror was tried for the first file, then it gave up
-    assert len(calls) == len(datasets._DATASETS["mnist"]["mirrors"])
+    assert len(calls) == len(mnist_files._DATASETS["mnist"]["mirrors"])
 
 
 def test_download_mirror_fallback_and_failure_cleanup(tmp_path, clean_env, monkeypatch):
     _, labels, blobs = _fake_gz_split()
     for fname, blob in blobs.items():
-        monkeypatch.setitem(datasets._DATASETS["mnist"]["md5"], fname,
+        monkeypatch.setitem(mnist_files._DATASETS["mnist"]["md5"], fname,
                             hashlib.md5(blob).hexdigest())
-    mirrors = datasets._DATASETS["mnist"]["mirrors"]
+    mirrors = mnist_files._DATASETS["mnist"]["mirrors"]
     calls = []
 
     def flaky(url, dest, timeout):
@@ -319,7 +334,7 @@ def test_download_mirror_fallback_and_failure_cleanup(tmp_path, clean_env, monke
             raise urllib.error.URLError("connection reset")
         dest.write(blobs[url.rsplit("/", 1)[1]])
 
-    monkeypatch.setattr(datasets, "_fetch", flaky)
+    monkeypatch.setattr(mnist_files, "_fetch", flaky)
     _, y = load_mnist(tmp_path / "dl")
     np.testing.assert_array_equal(y, labels)
     # the dead first mirror is not retried for the second file
@@ -340,8 +355,8 @@ def test_download_network_error_is_clear(tmp_path, clean_env, monkeypatch):
 
 def test_real_fetch_fails_fast_without_server(tmp_path, clean_env, monkeypatch):
     """The unpatched urllib fetch against a closed local port: quick, clean error."""
-    monkeypatch.setitem(datasets._DATASETS["mnist"], "mirrors", ("http://127.0.0.1:9/",))
-    monkeypatch.setattr(datasets, "_DOWNLOAD_TIMEOUT", 2.0)
+    monkeypatch.setitem(mnist_files._DATASETS["mnist"], "mirrors", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr(mnist_files, "_DOWNLOAD_TIMEOUT", 2.0)
     (tmp_path / "dl").mkdir()  # an existing directory is kept, and stays clean
     with pytest.raises(DatasetNotFoundError, match="127.0.0.1"):
         load_mnist(tmp_path / "dl")
@@ -428,12 +443,12 @@ def tiny_split(n=9, random_state=0):
 def pretend_official(monkeypatch, dataset, stem, data):
     """Make ``data`` the official content of ``stem`` of ``dataset``, through the module's
     own hash table, so the real lookup path is exercised."""
-    monkeypatch.setitem(datasets._CONTENT_SHA256[dataset], stem, sha256(data))
+    monkeypatch.setitem(mnist_files._CONTENT_SHA256[dataset], stem, sha256(data))
 
 
 def test_content_hashes_are_the_published_ones():
     """The eight embedded hashes are those listed in ../shared/data/CONTENT_SHA256."""
-    table = datasets._CONTENT_SHA256
+    table = mnist_files._CONTENT_SHA256
     assert sorted(table) == ["fashion_mnist", "mnist"]
     for name in table:
         assert sorted(table[name]) == sorted(n for pair in NAMES.values() for n in pair)
@@ -518,7 +533,7 @@ def test_refused_directory_is_not_downloaded_into(tmp_path, clean_env, monkeypat
     def no_network(url, dest, timeout):
         raise AssertionError(f"unexpected download of {url}")
 
-    monkeypatch.setattr(datasets, "_fetch", no_network)
+    monkeypatch.setattr(mnist_files, "_fetch", no_network)
     with pytest.raises(DatasetNotFoundError) as info:
         load_fashion_mnist(folder)
     msg = str(info.value)
@@ -545,7 +560,7 @@ def test_misnamed_official_file_is_an_error(tmp_path, clean_env, monkeypatch):
 def test_unknown_content_loads(tmp_path, clean_env, form):
     """Files of neither release (custom data in IDX form) load when they parse."""
     img, lab, images, labels = tiny_split(n=5)
-    assert datasets._identify(img) is None and datasets._identify(lab) is None
+    assert mnist_files._identify(img) is None and mnist_files._identify(lab) is None
     write_form(tmp_path, NAMES["test"][0], img, form)
     write_form(tmp_path, NAMES["test"][1], lab, form)
     for loader in (load_mnist, load_fashion_mnist):
@@ -558,13 +573,13 @@ def test_each_file_is_read_once(tmp_path, clean_env, monkeypatch):
     """The bytes hashed for identification are the bytes parsed: one read per file."""
     fake_split(tmp_path, n=6)
     reads = []
-    real = datasets._read_bytes
+    real = mnist_files._read_bytes
 
     def counting(path):
         reads.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(datasets, "_read_bytes", counting)
+    monkeypatch.setattr(mnist_files, "_read_bytes", counting)
     load_mnist(tmp_path, download=False)
     assert sorted(reads) == sorted(n + ".gz" for n in NAMES["train"])
 
@@ -591,7 +606,7 @@ def test_real_mnist_recompressed_or_raw_is_recognised(tmp_path, clean_env, form)
     with pytest.raises(DatasetNotFoundError, match="t10k-labels-idx1-ubyte.* is MNIST's"):
         load_fashion_mnist(tmp_path, split="test", download=False)
     for stem, data in contents.items():  # the real content matches the embedded hashes
-        assert datasets._identify(data) == ("mnist", stem)
+        assert mnist_files._identify(data) == ("mnist", stem)
 
 
 # --------------------------------------------------------------------------- make_digits

@@ -987,3 +987,16 @@ def test_audit_validates_random_state_and_rtol_first():
         run_audit(random_state="0")
     with pytest.raises(TypeError, match="seed"):
         run_audit(seed=0)
+
+
+def test_public_api_reads_in_the_public_module():
+    """npcae.gradcheck defines its API and result types itself; the machinery (steps,
+    Richardson, complex step, kinks) lives beside it in npcae.gradcheck._engine."""
+    import npcae.gradcheck as gc
+    from npcae.gradcheck import _engine
+    for name in ("numerical_gradient", "check_gradient", "check_directional", "check_vjp",
+                 "check_layer", "check_model", "GradCheckResult", "LayerCheckResult",
+                 "ModelCheckResult"):
+        assert getattr(gc, name).__module__ == "npcae.gradcheck", name
+    assert gc.METHODS is _engine.METHODS and gc.DEFAULT_STEPS is _engine.DEFAULT_STEPS
+    assert not hasattr(_engine, "check_gradient")

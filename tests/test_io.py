@@ -1,6 +1,7 @@
 """save/load: exact round trips, no pickle, atomic polite writes, strict loading of bad files."""
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -332,6 +333,45 @@ def test_npy_file(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((3, 2)))
     with pytest.raises(ModelFileError, match=r"\.npy"):
         npcae.load(tmp_path / "a.npy")
+
+
+def test_load_model_looks_classes_up_in_the_registry_it_is_given(tmp_path, good_file):
+    """io.load_model takes the registry (it never imports npcae.models); npcae.load passes
+    npcae.models.MODELS."""
+    from npcae.io import load_model
+    from npcae.models import MODELS
+
+    class MyCAE(ContractiveAutoencoder):
+        pass
+
+    loaded = load_model(good_file, MODELS)
+    assert type(loaded) is ContractiveAutoencoder
+    np.testing.assert_array_equal(loaded.params["W"], npcae.load(good_file).params["W"])
+    meta, arrays = _read(good_file)
+    meta["class"] = "MyCAE"
+    mine = _write(tmp_path / "mine.npz", meta, arrays)
+    assert type(load_model(mine, {"MyCAE": MyCAE})) is MyCAE     # the caller's classes only
+    known = re.escape(repr(sorted(MODELS)))
+    with pytest.raises(ModelFileError, match=rf"unknown model class 'MyCAE'.*'class'.*"
+                                             rf"known: {known}"):
+        load_model(mine, MODELS)
+    with pytest.raises(ModelFileError, match=r"known: \[\]"):
+        load_model(good_file, {})
+
+
+@pytest.mark.parametrize("registry, match", [
+    (None, "registry must be a mapping.*got NoneType"),
+    ([ContractiveAutoencoder], "registry must be a mapping.*got list"),
+    ({"ContractiveAutoencoder": "ContractiveAutoencoder"}, "map class names.*"
+                                                           "'ContractiveAutoencoder'"),
+    ({1: ContractiveAutoencoder}, r"map class names.*\[1\]"),
+])
+def test_load_model_refuses_a_bad_registry(good_file, registry, match):
+    from npcae.io import load_model
+    with pytest.raises(TypeError, match=match):
+        load_model(good_file, registry)
+    with pytest.raises(TypeError, match="registry"):             # required, no default
+        load_model(good_file)
 
 
 def test_object_arrays_are_refused(tmp_path, good_file):

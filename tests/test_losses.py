@@ -106,7 +106,7 @@ def test_mse_gradient_check_at_its_exact_minimum(x0):
     checker's default atol (proportional to |L|) is ~0, while central differences whose
     realised steps (x+t)-x and x-(x+t) differ by an ulp carry a bias (w+ - w-) f''/2 of
     order eps*|x| (here ~1.9e-16 for x = 1). If this fails, the checker is at fault
-    (npcae/gradcheck.py noise floor), not mse.
+    (npcae.gradcheck's noise floor), not mse.
     """
     p = np.full((1, 1), x0)
     value, grad = mse(p, p.copy())

@@ -24,3 +24,15 @@ def test_runtime_needs_numpy_only_and_tests_need_scikit_learn_1_6():
     project = _pyproject()["project"]
     assert [d.split(">")[0] for d in project["dependencies"]] == ["numpy"]
     assert "scikit-learn>=1.6" in project["optional-dependencies"]["test"]
+
+
+def test_version_module_and_pyproject_agree():
+    """The version lives in npcae/_version.py (importable without the package's other
+    modules) and, statically, in pyproject.toml: the two must be the same string."""
+    import npcae
+    import npcae.io                                   # writes this string into saved files
+    from npcae import _version
+    version = _pyproject()["project"]["version"]
+    assert _version.__version__ == version
+    assert npcae.__version__ == version
+    assert npcae.io.__version__ is _version.__version__

@@ -118,10 +118,10 @@ def test_warm_start_continues_history_and_shuffle(data):
 
 def test_hot_loop_reuses_buffers(data, monkeypatch):
     """Scratch arrays are allocated once per batch shape, not once per step or epoch."""
-    from npcae.models import base
+    from npcae._workspace import Workspace
     X, _ = data
     allocations = []
-    original_get = base.Workspace.get
+    original_get = Workspace.get
 
     def counting_get(self, name, shape, dtype, fill=None):
         before = len(self._arrays)
@@ -130,7 +130,7 @@ def test_hot_loop_reuses_buffers(data, monkeypatch):
             allocations.append((name, tuple(shape)))
         return arr
 
-    monkeypatch.setattr(base.Workspace, "get", counting_get)
+    monkeypatch.setattr(Workspace, "get", counting_get)
 
     def count(epochs):
         allocations.clear()
@@ -198,7 +198,7 @@ def test_workspace_names_one_array_per_dtype_however_spelled():
     """``np.float32`` and ``np.dtype("float32")`` hash differently; a Workspace keyed on the
     raw argument would hand out two arrays, and the training loop's in-place batch (gathered
     through one spelling, read through the other) would silently read uninitialised memory."""
-    from npcae.models.base import Workspace
+    from npcae._workspace import Workspace
     ws = Workspace()
     a = ws.get("x", (2, 3), np.float32)
     assert ws.get("x", (2, 3), np.dtype("float32")) is a

@@ -37,8 +37,8 @@ def _add_scaled_columns(out, W, scale, ws, block_entries=65536):
     """``out += W * scale`` (column ``j`` of ``W`` times ``scale[j]``), a block of rows at a time.
 
     Each block's product stays in cache until it is added, instead of one
-    full-size temporary going out to memory and back (measured ~1.25x faster at
-    784 x 512; the result is the same).
+    full-size temporary going out to memory and back (the result is the same;
+    timings in ``benchmarks/README.md``).
     """
     rows = max(1, block_entries // W.shape[1])
     scratch = ws.get("scaled_rows", (min(rows, W.shape[0]), W.shape[1]),
@@ -247,7 +247,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         pre-activation ``Z`` is computed straight into the ``G_Z`` slot and the
         loss turns it into ``dL/dZ`` in place. The decoder product is taken as
         ``Z^T = W_dec^T H^T`` (d, n) and transposed back while adding ``c``: BLAS
-        is ~1.4x faster at that shape (measured at 784 x 512, batch 100).
+        handles that orientation of the product better (``benchmarks/README.md``).
         """
         p = self.params
         W, b, c = p["W"], p["b"], p["c"]
