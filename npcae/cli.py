@@ -5,35 +5,177 @@ when the files are available (``--data-dir``, ``$NPCAE_DATA_DIR`` or
 ``~/.cache/npcae``; it never waits on a network it does not have), otherwise
 on the built-in procedural digits, and writes the figures and a summary into
 one folder.
+
+Interrupting ``npcae train`` or ``npcae demo`` (Ctrl-C, or SIGTERM) after at
+least one epoch saves the model as of the last completed epoch into the
+output folder and exits with 130 (SIGINT) or 143 (SIGTERM). The library
+installs no signal handlers: the SIGTERM handler is the command line's, and it
+is in place only while a command runs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+_EXIT_ERROR = 2
+_EXIT_SIGINT = 128 + 2
+_EXIT_SIGTERM = 128 + 15
+
+
+class _CommandError(Exception):
+    """A usage problem found by a command (not by argparse); reported on one line, exit 2."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the command line's SIGTERM handler.
+
+    A subclass of KeyboardInterrupt, so that ``fit`` treats SIGTERM exactly like
+    Ctrl-C (it leaves the model as after the last completed epoch and re-raises),
+    and every ``except BaseException`` clean-up (temporary files of atomic
+    writes) runs on the way out.
+    """
+
+
+# --------------------------------------------------------------------------- signals
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _interrupt_handlers():
+    """While a command runs: SIGTERM raises :class:`_Terminated`, and SIGINT raises
+    KeyboardInterrupt (Python's own handler, installed only if SIGINT is at ``SIG_DFL``,
+    as in an embedding interpreter; a caller's own SIGINT handler is kept).
+
+    The previous handlers are restored afterwards. A signal that is ignored
+    (``SIG_IGN``, e.g. SIGINT for a background job) or handled outside Python
+    is left alone, and nothing is installed off the main thread (where Python
+    does not allow it).
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        old = signal.getsignal(signal.SIGTERM)
+        if old is not signal.SIG_IGN and old is not None:
+            previous[signal.SIGTERM] = old
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_DFL:
+            previous[signal.SIGINT] = signal.SIG_DFL
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _interrupt_exit(exc):
+    return _EXIT_SIGTERM if isinstance(exc, _Terminated) else _EXIT_SIGINT
+
+
+def _interrupt_name(exc):
+    return "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+
+
+# --------------------------------------------------------------------------- argument types
+def _int_type(minimum, requirement):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {requirement}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {requirement}; got {value}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_type(minimum, *, strict, requirement):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {requirement}; got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+_positive_int = _int_type(1, "a positive integer (1 or more)")
+_non_negative_int = _int_type(0, "a non-negative integer (0 or more)")
+_positive_float = _float_type(0.0, strict=True, requirement="a finite number greater than 0")
+_non_negative_float = _float_type(0.0, strict=False, requirement="a finite number >= 0")
+
+
+# --------------------------------------------------------------------------- output folder
+def _prepare_out(out):
+    """Check ``--out`` before any work; return the folders this run would create, deepest first.
+
+    Nothing is created here: the folder is made when the first file is saved,
+    so a run that fails before that leaves nothing behind.
+    """
+    if out.is_symlink() and not out.exists():
+        raise _CommandError(f"--out {out} is a broken symbolic link; pass a folder path.")
+    if out.exists():
+        if not out.is_dir():
+            raise _CommandError(f"--out {out} is an existing file, not a folder; pass a folder "
+                                f"path (it is created if needed), or move the file away.")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise _CommandError(f"--out {out}: the folder is not writable; pass another folder.")
+        return []
+    missing, p = [], out.absolute()
+    while not p.exists() and not p.is_symlink() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    if not p.is_dir():
+        raise _CommandError(f"--out {out}: {p} exists and is not a folder, so the output "
+                            f"folder cannot be created there; pass another path.")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise _CommandError(f"--out {out}: cannot create a folder in {p} (no write permission); "
+                            f"pass another folder.")
+    return missing
+
+
+def _remove_if_empty(created):
+    """Remove the folders this run created (deepest first) while they are still empty."""
+    for folder in created:
+        try:
+            folder.rmdir()          # only ever removes an empty folder
+        except OSError:
+            break
 
 
 # --------------------------------------------------------------------------- helpers
-def _load_data(name, n_train, n_test, seed, data_dir, download):
+def _load_data(name, n_train, n_test, random_state, data_dir, download):
     """Return (X_train, y_train, X_test, y_test, description)."""
     from .datasets import DatasetNotFoundError, load_dataset
     if name == "auto":
         try:
-            return _load_data("mnist", n_train, n_test, seed, data_dir, download=False)
+            return _load_data("mnist", n_train, n_test, random_state, data_dir, download=False)
         except DatasetNotFoundError:
             print("MNIST files not found locally (looked in --data-dir, $NPCAE_DATA_DIR and "
                   "~/.cache/npcae/mnist); using the built-in procedural digits instead.",
                   flush=True)
-            return _load_data("digits", n_train, n_test, seed, data_dir, download=False)
-    X, y = load_dataset(name, "train", n_samples=n_train, seed=seed, data_dir=data_dir,
-                        download=download)
-    X_test, y_test = load_dataset(name, "test", n_samples=n_test, seed=seed,
+            return _load_data("digits", n_train, n_test, random_state, data_dir, download=False)
+    X, y = load_dataset(name, "train", n_samples=n_train, random_state=random_state,
+                        data_dir=data_dir, download=download)
+    X_test, y_test = load_dataset(name, "test", n_samples=n_test, random_state=random_state,
                                   data_dir=data_dir, download=download)
     desc = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
             "digits": "built-in procedural digits (npcae.datasets.make_digits)"}[name]
@@ -43,20 +185,62 @@ def _load_data(name, n_train, n_test, seed, data_dir, download):
 def _build_model(args):
     from .models import ContractiveAutoencoder
     from .optim import Adam
-    if args.model != "cae":
-        raise SystemExit(f"npcae: unknown --model {args.model!r}; available: cae")
     out_act = "sigmoid" if args.loss == "bce" else "identity"
     return ContractiveAutoencoder(n_hidden=args.hidden, lam=args.lam,
                                   activation=args.activation, output_activation=out_act,
                                   loss=args.loss, tied=not args.untied,
                                   optimizer=Adam(lr=args.lr), batch_size=args.batch_size,
-                                  epochs=args.epochs, seed=args.seed,
+                                  epochs=args.epochs, random_state=args.random_state,
                                   verbose=0 if args.quiet else 1)
 
 
 def _write_json(path, obj):
     from .io import atomic_write
     atomic_write(path, lambda fh: fh.write(json.dumps(obj, indent=2).encode()))
+
+
+def _save_model(model, out):
+    """Write ``model.npz`` and ``history.json`` into ``out`` (created if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.npz")
+    _write_json(out / "history.json", model.history_)
+
+
+def _epochs_done(model):
+    """Epochs completed so far (0 for ``None`` or a model that never finished one)."""
+    if model is None:
+        return 0
+    try:
+        n_iter = int(getattr(model, "n_iter_", 0) or 0)
+    except (TypeError, ValueError):
+        n_iter = 0
+    history = getattr(model, "history_", None)
+    total = history.get("total") if isinstance(history, dict) else None
+    return max(n_iter, len(total) if isinstance(total, list) else 0)
+
+
+def _save_after_interrupt(command, model, out, exc):
+    """On Ctrl-C / SIGTERM: save what the completed epochs trained; returns the exit code."""
+    code, what = _interrupt_exit(exc), _interrupt_name(exc)
+    n = _epochs_done(model)
+    if n == 0:
+        print(f"npcae {command}: {what} before the first epoch completed; nothing was saved.",
+              file=sys.stderr, flush=True)
+        return code
+    try:
+        _save_model(model, out)     # a second Ctrl-C here stops it; no temp file is left
+    except KeyboardInterrupt:
+        print(f"npcae {command}: {what}, and interrupted again while saving; the model was "
+              f"not saved.", file=sys.stderr, flush=True)
+        return code
+    except (OSError, ValueError, TypeError) as err:
+        print(f"npcae {command}: {what}; could not save the model: {_one_line(err)}",
+              file=sys.stderr, flush=True)
+        return code
+    print(f"npcae {command}: {what} after {n} completed epoch{'s' if n != 1 else ''}; saved "
+          f"the model as of epoch {n} to {out / 'model.npz'} (history in "
+          f"{out / 'history.json'}).", file=sys.stderr, flush=True)
+    return code
 
 
 def _evaluate(model, X_test, n_analysis):
@@ -110,26 +294,47 @@ def _figures(model, X_test, svals, out, n_analysis):
     return files + ["spectrum.png", "history.png"]
 
 
-def _train_and_report(args, out, header):
-    out.mkdir(parents=True, exist_ok=True)
-    X, _, X_test, _, desc = _load_data(args.data, args.n_train, args.n_test, args.seed,
-                                       args.data_dir, download=getattr(args, "download", False))
-    print(f"{header}: {desc}, {X.shape[0]} training / {X_test.shape[0]} test images, "
-          f"{X.shape[1]} pixels", flush=True)
-    model = _build_model(args)
-    print(f"model: {model!r}", flush=True)
-    t0 = time.perf_counter()
-    model.fit(X, validation_data=X_test[:2000])
-    train_s = time.perf_counter() - t0
-    summary, svals = _evaluate(model, X_test, args.n_analysis)
-    summary.update({"data": desc, "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]),
-                    "train_seconds": train_s, "hyperparameters": {
-                        k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-                        for k, v in model.get_params().items()}})
-    model.save(out / "model.npz")
-    _write_json(out / "history.json", model.history_)
-    files = _figures(model, X_test, svals, out, args.n_analysis)
-    _write_json(out / "summary.json", summary)
+def _train_and_report(args, header):
+    """Train, save and describe; returns the exit code.
+
+    The output folder is created only when the first file is written; if the
+    run fails (or is interrupted before an epoch completed), the folders it
+    created are removed again as long as they are empty. A folder that existed
+    before, or that holds anything, is never removed.
+    """
+    out = Path(args.out)
+    created = _prepare_out(out)
+    try:
+        return _train(args, out, header)
+    finally:
+        _remove_if_empty(created)
+
+
+def _train(args, out, header):
+    model = None
+    try:
+        X, _, X_test, _, desc = _load_data(args.data, args.n_train, args.n_test,
+                                           args.random_state, args.data_dir,
+                                           download=getattr(args, "download", False))
+        print(f"{header}: {desc}, {X.shape[0]} training / {X_test.shape[0]} test images, "
+              f"{X.shape[1]} pixels", flush=True)
+        model = _build_model(args)
+        print(f"model: {model!r}", flush=True)
+        t0 = time.perf_counter()
+        model.fit(X, validation_data=X_test[:2000])
+        train_s = time.perf_counter() - t0
+        # the trained model is saved before anything else can fail
+        _save_model(model, out)
+        summary, svals = _evaluate(model, X_test, args.n_analysis)
+        summary.update({"data": desc, "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]),
+                        "train_seconds": train_s, "hyperparameters": {
+                            k: (v if isinstance(v, (int, float, str, bool, type(None)))
+                                else repr(v))
+                            for k, v in model.get_params().items()}})
+        files = _figures(model, X_test, svals, out, args.n_analysis)
+        _write_json(out / "summary.json", summary)
+    except KeyboardInterrupt as exc:
+        return _save_after_interrupt(args.command, model, out, exc)
     print(f"\ntrained in {train_s:.1f} s")
     print(f"test reconstruction loss ({args.loss}): {summary['test_reconstruction_per_sample']:.3f} "
           f"per image, {summary['test_reconstruction_per_pixel']:.4f} per pixel; "
@@ -140,68 +345,86 @@ def _train_and_report(args, out, header):
           + ", ".join(f"{v:.2f}" for v in summary["mean_top5_singular_values"]))
     print(f"\nwrote to {out}/: model.npz, history.json, summary.json"
           + ("".join(f", {f}" for f in files)))
-    return model, summary
+    return 0
 
 
 # --------------------------------------------------------------------------- commands
 def _cmd_demo(args):
-    _train_and_report(args, Path(args.out), "npcae demo")
-    print("\nNext: `npcae inspect {0}/model.npz`, or `npcae train --help` for more "
-          "options.".format(args.out))
-    return 0
+    code = _train_and_report(args, "npcae demo")
+    if code == 0:
+        print("\nNext: `npcae inspect {0}/model.npz`, or `npcae train --help` for more "
+              "options.".format(args.out))
+    return code
 
 
 def _cmd_train(args):
-    _train_and_report(args, Path(args.out), "npcae train")
-    return 0
+    return _train_and_report(args, "npcae train")
 
 
 def _cmd_gradcheck(args):
     from .audit import format_audit, run_audit
-    rows = run_audit(seed=args.seed, rtol=args.rtol)
+    rows = run_audit(random_state=args.random_state, rtol=args.rtol)
     print(format_audit(rows, rtol=args.rtol))
     return 0 if all(r.passed for r in rows) else 1
 
 
 def _cmd_inspect(args):
     from . import load
-    model = load(args.path)
-    print(f"{type(model).__name__} ({args.path})")
-    for k, v in model.get_params().items():
-        print(f"  {k} = {v!r}")
-    print("parameters:")
+    path = Path(args.path)
+    if path.is_dir():
+        hint = (f" (did you mean {path / 'model.npz'}?)" if (path / "model.npz").is_file()
+                else "")
+        raise _CommandError(f"{path} is a folder, not a model file; pass the .npz file written "
+                            f"by `npcae train` or `model.save`{hint}.")
+    if not path.exists():
+        raise _CommandError(f"{path}: no such file; pass the .npz file written by "
+                            f"`npcae train` or `model.save`.")
+    model = load(path)
+    lines = [f"{type(model).__name__} ({path})"]
+    lines += [f"  {k} = {v!r}" for k, v in model.get_params().items()]
+    lines.append("parameters:")
     for k, v in model.params.items():
-        print(f"  {k}: shape {v.shape}, dtype {v.dtype}, |mean| {np.abs(v).mean():.4g}")
-    h = model.history_
-    if h.get("total"):
-        print(f"trained {len(h['total'])} epochs; last: " + ", ".join(
+        lines.append(f"  {k}: shape {v.shape}, dtype {v.dtype}, |mean| {np.abs(v).mean():.4g}")
+    h = getattr(model, "history_", None) or {}
+    if isinstance(h, dict) and h.get("total"):
+        lines.append(f"trained {len(h['total'])} epochs; last: " + ", ".join(
             f"{k} {h[k][-1]:.4g}" for k in h if isinstance(h[k], list) and h[k]
             and k not in ("epoch_time_s",)))
+    print("\n".join(lines))
     return 0
 
 
 # --------------------------------------------------------------------------- parser
+def _add_random_state(p):
+    p.add_argument("--random-state", "--seed", dest="random_state", type=_non_negative_int,
+                   default=0, metavar="INT",
+                   help="non-negative integer seeding the data, the initial weights and the "
+                        "minibatch order (default: %(default)s; --seed is an alias)")
+
+
 def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
-    p.add_argument("--model", default="cae", help="model to train (default: cae)")
+    p.add_argument("--model", default="cae", choices=["cae"], help="model to train (default: cae)")
     p.add_argument("--data", default=data, choices=["auto", "mnist", "fashion_mnist", "digits"],
                    help=f"dataset (default: {data}); 'auto' = MNIST if found, else digits")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files")
-    p.add_argument("--hidden", type=int, default=hidden, help=f"hidden units (default {hidden})")
-    p.add_argument("--lam", type=float, default=lam,
-                   help=f"contractive penalty weight (default {lam})")
+    p.add_argument("--hidden", type=_positive_int, default=hidden,
+                   help=f"hidden units (default {hidden})")
+    p.add_argument("--lam", type=_non_negative_float, default=lam,
+                   help=f"contractive penalty weight, >= 0 (default {lam})")
     p.add_argument("--activation", default="sigmoid", help="encoder activation")
     p.add_argument("--loss", default="bce", choices=["bce", "mse"],
                    help="bce (sigmoid decoder) or mse (linear decoder)")
     p.add_argument("--untied", action="store_true", help="separate decoder weights")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--n-train", type=int, default=n_train,
+    p.add_argument("--epochs", type=_positive_int, default=epochs,
+                   help=f"epochs (default {epochs})")
+    p.add_argument("--batch-size", type=_positive_int, default=100)
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate, > 0")
+    p.add_argument("--n-train", type=_non_negative_int, default=n_train,
                    help="training images to use (default: %(default)s; 0 = all)")
-    p.add_argument("--n-test", type=int, default=10000)
-    p.add_argument("--n-analysis", type=int, default=500,
-                   help="test points for the Jacobian spectrum")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-test", type=_positive_int, default=10000)
+    p.add_argument("--n-analysis", type=_positive_int, default=500,
+                   help="test points for the Jacobian spectrum (1 or more)")
+    _add_random_state(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -217,14 +440,15 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a model and save it with its history and figures")
     _add_training_args(p, epochs=10, hidden=64, lam=0.1, n_train=0, data="mnist")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--download", action="store_true",
                    help="download MNIST if it is not found (needs network)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("gradcheck", help="audit every gradient in the library (float64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rtol", type=float, default=1e-7)
+    _add_random_state(p)
+    p.add_argument("--rtol", type=_positive_float, default=1e-7,
+                   help="relative tolerance, > 0 (default: %(default)s)")
     p.set_defaults(func=_cmd_gradcheck)
 
     p = sub.add_parser("inspect", help="describe a saved model")
@@ -233,23 +457,50 @@ def build_parser():
     return parser
 
 
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _inspect_error(exc, path):
+    """One line for any failure of ``npcae inspect``, naming the file."""
+    from .io import ModelFileError
+    if isinstance(exc, OSError) and exc.strerror:
+        message = f"cannot read {exc.filename or path}: {exc.strerror}."
+    elif isinstance(exc, (_CommandError, ModelFileError)):
+        message = _one_line(exc)
+    else:
+        message = (f"{path} could not be read as an npcae model ({type(exc).__name__}: "
+                   f"{_one_line(exc)}); pass the .npz file written by `npcae train` or "
+                   f"`model.save`.")
+    return message if str(path) in message else f"{path}: {message}"
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("n_train",):
-        if getattr(args, name, None) == 0:
-            setattr(args, name, None)
+    if getattr(args, "n_train", None) == 0:
+        args.n_train = None
     from .datasets import DatasetNotFoundError
     from .io import ModelFileError
+    from .training import TrainingDivergedError
+    expected = (_CommandError, DatasetNotFoundError, ModelFileError, TrainingDivergedError,
+                OSError, ValueError, TypeError)
+    if args.command == "inspect":
+        expected = Exception                # inspect never shows a traceback
     try:
-        return args.func(args)
-    except (DatasetNotFoundError, ModelFileError, FileNotFoundError, ValueError,
-            TypeError) as exc:
-        print(f"npcae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with _interrupt_handlers():
+            return args.func(args)
+    except KeyboardInterrupt as exc:
+        print(f"npcae {args.command}: {_interrupt_name(exc)}", file=sys.stderr)
+        return _interrupt_exit(exc)
+    except expected as exc:
+        # inspect: always one line; train/demo keep a multi-line explanation (where the data
+        # were looked for, how to fix it) as the library wrote it
+        message = (_inspect_error(exc, args.path) if args.command == "inspect"
+                   else str(exc).strip() or type(exc).__name__)
+        print(f"npcae {args.command}: error: {message}", file=sys.stderr)
+        return _EXIT_ERROR
 
 
 if __name__ == "__main__":

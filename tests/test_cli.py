@@ -1,11 +1,40 @@
-"""The command line: demo, train, gradcheck, inspect; and import hygiene."""
+"""The command line: demo, train, gradcheck, inspect; and import hygiene.
+
+Also the command line's guarantees: every numeric option is checked by argparse
+(exit 2, naming the option), ``--random-state`` (alias ``--seed``), ``--out`` never
+left behind empty by a failed run, Ctrl-C / SIGTERM save the last completed epoch
+(exit 130 / 143, no temporary files), and ``npcae inspect`` never shows a traceback.
+"""
 import json
+import os
+import queue
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
+import numpy as np
 import pytest
 
-from npcae.cli import main
+import npcae
+from npcae import cli
+from npcae.cli import build_parser, main
+from npcae.models import ContractiveAutoencoder
+
+# a small, fast training run (in-process); figures are skipped where they are not the point
+SMALL = ["--data", "digits", "--n-train", "200", "--n-test", "50", "--epochs", "1",
+         "--hidden", "8", "--n-analysis", "10"]
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    monkeypatch.setattr(cli, "_figures", lambda *a, **k: [])
+
+
+def _tmp_files(folder):
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_import_npcae_imports_numpy_only():
@@ -13,6 +42,14 @@ def test_import_npcae_imports_numpy_only():
             "npcae.analysis, npcae.gradcheck; "
             "bad = [m for m in ('matplotlib', 'scipy', 'sklearn', 'torch', 'npcae.cli', "
             "'npcae.plotting') if m in sys.modules]; print(bad); assert not bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_library_installs_no_signal_handlers():
+    code = ("import signal; before = {s: signal.getsignal(s) for s in "
+            "(signal.SIGINT, signal.SIGTERM)}; import npcae, npcae.models, npcae.training, "
+            "npcae.io, npcae.datasets, npcae.cli; "
+            "assert {s: signal.getsignal(s) for s in before} == before")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -26,12 +63,85 @@ def test_gradcheck_command_passes(capsys):
 
 def test_gradcheck_command_fails_on_a_broken_gradient(capsys, monkeypatch):
     from npcae import activations
-    monkeypatch.setattr(activations.Tanh, "derivative", lambda self, a, h: 1.001 * (1 - h * h))
+
+    def wrong_derivative(self, a, h, out=None):
+        value = 1.001 * (1 - h * h)
+        if out is None:
+            return value
+        out[...] = value
+        return out
+    monkeypatch.setattr(activations.Tanh, "derivative", wrong_derivative)
     assert main(["gradcheck"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "activation tanh: phi'" in out
 
 
+@pytest.mark.parametrize("flag", ["--random-state", "--seed"])
+def test_gradcheck_random_state_reaches_the_audit(flag, monkeypatch, capsys):
+    import npcae.audit
+    seen = {}
+
+    def fake_run_audit(**kwargs):
+        seen.update(kwargs)
+        return []
+    monkeypatch.setattr(npcae.audit, "run_audit", fake_run_audit)
+    monkeypatch.setattr(npcae.audit, "format_audit", lambda rows, rtol: "table")
+    assert main(["gradcheck", flag, "5", "--rtol", "1e-6"]) == 0
+    assert seen == {"random_state": 5, "rtol": 1e-6}
+
+
+# --------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize("command", [["demo"], ["train", "--out", "o"], ["gradcheck"]])
+def test_random_state_and_its_seed_alias(command):
+    parser = build_parser()
+    assert parser.parse_args(command).random_state == 0
+    assert parser.parse_args(command + ["--random-state", "7"]).random_state == 7
+    assert parser.parse_args(command + ["--seed", "7"]).random_state == 7
+    assert not hasattr(parser.parse_args(command), "seed")
+
+
+BAD_VALUES = [
+    ("--n-analysis", "0"), ("--n-analysis", "-3"), ("--hidden", "0"), ("--hidden", "-1"),
+    ("--epochs", "0"), ("--batch-size", "0"), ("--batch-size", "-100"), ("--n-test", "0"),
+    ("--n-train", "-1"), ("--lr", "0"), ("--lr", "-0.1"), ("--lr", "nan"), ("--lr", "inf"),
+    ("--lam", "-0.5"), ("--lam", "nan"), ("--lam", "inf"), ("--random-state", "-1"),
+    ("--seed", "-2"), ("--hidden", "1.5"), ("--epochs", "ten"), ("--lam", "abc"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("option,value", BAD_VALUES)
+def test_bad_numeric_option_is_an_argument_error(command, option, value, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--data", "digits", "--out", str(out), option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    named = "--random-state" if option == "--seed" else option
+    assert f"argument {named}" in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option,value", [("--rtol", "0"), ("--rtol", "-0.5"),
+                                          ("--rtol", "nan"), ("--random-state", "-1")])
+def test_bad_gradcheck_option_is_an_argument_error(option, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["gradcheck", option, value])
+    assert exc.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_boundary_values_are_accepted():
+    args = build_parser().parse_args(["train", "--out", "o", "--lam", "0", "--n-train", "0",
+                                      "--n-analysis", "1", "--hidden", "1", "--random-state",
+                                      "0", "--lr", "1e-9"])
+    assert (args.lam, args.n_train, args.n_analysis, args.random_state) == (0.0, 0, 1, 0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--out", "o", "--model", "vae"])
+
+
+# --------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     pytest.importorskip("matplotlib")
@@ -50,20 +160,68 @@ def test_demo_writes_figures_and_summary(demo_dir, capsys):
     summary = json.loads((demo_dir / "summary.json").read_text())
     assert 0 < summary["test_reconstruction_per_pixel"] < 1
     assert 0 <= summary["fraction_singular_values_below_1"] <= 1
+    assert summary["hyperparameters"]["random_state"] == 0
     assert len(json.loads((demo_dir / "history.json").read_text())["total"]) == 2
+    assert not _tmp_files(demo_dir)
 
 
-def test_inspect(demo_dir, capsys):
-    assert main(["inspect", str(demo_dir / "model.npz")]) == 0
+def test_demo_runs_offline_on_builtin_digits(tmp_path, monkeypatch, capsys, no_figures):
+    """`--data auto` (the demo's default) without MNIST files and without network."""
+    def no_network(*args, **kwargs):
+        raise OSError("network access attempted in an offline test")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("NPCAE_DATA_DIR", str(tmp_path / "no-mnist"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out = tmp_path / "demo"
+    code = main(["demo", "--n-train", "200", "--n-test", "50", "--epochs", "1", "--hidden", "8",
+                 "--n-analysis", "10", "--quiet", "--data-dir", str(tmp_path / "empty"),
+                 "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "built-in procedural digits" in captured.out
+    assert npcae.load(out / "model.npz").params["W"].shape == (784, 8)
+
+
+def test_train_prints_one_line_per_epoch_unless_quiet(tmp_path, capsys, no_figures):
+    """The model's default is silent; the command line passes its own verbosity."""
+    assert main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    assert "ContractiveAutoencoder" in out and "W: shape (784, 16)" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == \
+        ["1/2", "2/2"]
+    assert main(["train", *SMALL, "--epochs", "2", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("epoch ")]
 
 
-def test_inspect_bad_file(tmp_path, capsys):
-    bad = tmp_path / "bad.npz"
-    bad.write_text("not a model")
-    assert main(["inspect", str(bad)]) == 2
-    assert "not a readable npcae model" in capsys.readouterr().err
+def test_random_state_seeds_the_run_and_seed_is_its_alias(tmp_path, capsys, no_figures):
+    def trained(*flags, name):
+        assert main(["train", *SMALL, "--quiet", *flags, "--out", str(tmp_path / name)]) == 0
+        return npcae.load(tmp_path / name / "model.npz")
+    a = trained("--random-state", "3", name="a")
+    b = trained("--seed", "3", name="b")
+    c = trained("--random-state", "4", name="c")
+    assert a.get_params()["random_state"] == 3
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(a.params["W"], c.params["W"])
+
+
+# --------------------------------------------------------------------------- --out
+def test_out_is_an_existing_file(tmp_path, capsys):
+    target = tmp_path / "results"
+    target.write_text("keep me")
+    assert main(["train", *SMALL, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "--out" in err and "existing file" in err and "Traceback" not in err
+    assert target.read_text() == "keep me"
+
+
+def test_out_below_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["train", *SMALL, "--out", str(tmp_path / "f" / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--out" in err, err
 
 
 def test_train_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
@@ -74,8 +232,306 @@ def test_train_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte" in err and "NPCAE_DATA_DIR" in err
+    assert not (tmp_path / "o").exists()
 
 
+def _diverge(self, X, y=None, validation_data=None):
+    from npcae.training import TrainingDivergedError
+    raise TrainingDivergedError("the loss became non-finite at epoch 1, step 3; try a smaller "
+                                "learning rate")
+
+
+@pytest.mark.parametrize("failure", ["bad model value", "divergence", "no data"])
+def test_failed_run_leaves_no_empty_output_folder(failure, tmp_path, capsys, monkeypatch):
+    flags = list(SMALL)
+    if failure == "bad model value":
+        flags += ["--activation", "no-such-activation"]
+    elif failure == "divergence":
+        monkeypatch.setattr(ContractiveAutoencoder, "fit", _diverge)
+    else:
+        monkeypatch.setenv("NPCAE_DATA_DIR", str(tmp_path / "nowhere"))
+        monkeypatch.setenv("HOME", str(tmp_path))
+        flags += ["--data", "mnist", "--data-dir", str(tmp_path / "empty")]
+    out = tmp_path / "new" / "nested" / "run"
+    assert main(["train", *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("npcae train: error: ") and "Traceback" not in err, err
+    if failure != "no data":
+        assert len(err.strip().splitlines()) == 1, err
+    if failure == "divergence":
+        assert "non-finite" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_run_keeps_a_folder_that_existed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ContractiveAutoencoder, "fit", _diverge)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    assert main(["train", *SMALL, "--out", str(empty)]) == 2
+    assert main(["train", *SMALL, "--out", str(full)]) == 2
+    assert empty.is_dir() and not any(empty.iterdir())
+    assert [p.name for p in full.iterdir()] == ["notes.txt"]
+
+
+def test_programming_errors_stay_visible_and_leave_no_empty_folder(tmp_path, monkeypatch):
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(cli, "_build_model", broken)
+    out = tmp_path / "run"
+    with pytest.raises(ZeroDivisionError):
+        main(["train", *SMALL, "--out", str(out)])
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- interrupts
+def _fit_then(action, epochs=2):
+    """A ``fit`` that trains ``epochs`` epochs, then does ``action`` (as if interrupted)."""
+    original = ContractiveAutoencoder.fit
+
+    def fit(self, X, y=None, validation_data=None):
+        self.set_params(epochs=epochs)
+        original(self, X, validation_data=validation_data)
+        action()
+        raise AssertionError("the interrupt did not arrive")
+    return fit
+
+
+def _press_ctrl_c():
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_after_an_epoch_saves_the_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ContractiveAutoencoder, "fit", _fit_then(_press_ctrl_c))
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--quiet", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "after 2 completed epochs" in err and str(out / "model.npz") in err
+    assert len(npcae.load(out / "model.npz").history_["total"]) == 2
+    assert len(json.loads((out / "history.json").read_text())["total"]) == 2
+    assert not (out / "summary.json").exists() and not _tmp_files(tmp_path)
+
+
+class _SigtermReachedTheTest(Exception):
+    pass
+
+
+def _test_sigterm_handler(signum, frame):
+    raise _SigtermReachedTheTest("the command line did not handle SIGTERM")
+
+
+@pytest.fixture
+def sigterm_guard():
+    """A SIGTERM handler of the caller's, so that a missing CLI handler fails the test
+    instead of killing the test process; the CLI must put it back afterwards."""
+    original = signal.signal(signal.SIGTERM, _test_sigterm_handler)
+    try:
+        yield _test_sigterm_handler
+    finally:
+        signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_in_process_saves_and_restores_the_handler(tmp_path, capsys, monkeypatch,
+                                                           sigterm_guard):
+    before = signal.getsignal(signal.SIGTERM)
+    assert before is sigterm_guard
+    during = []
+
+    def send_sigterm():
+        during.append(signal.getsignal(signal.SIGTERM))
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(200):            # the Python-level handler runs between bytecodes
+            time.sleep(0.01)
+    monkeypatch.setattr(ContractiveAutoencoder, "fit", _fit_then(send_sigterm, epochs=1))
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--quiet", "--out", str(out)]) == 143
+    assert during and during[0] is not before and callable(during[0])
+    assert signal.getsignal(signal.SIGTERM) is before
+    err = capsys.readouterr().err
+    assert "SIGTERM" in err and "after 1 completed epoch;" in err
+    assert len(npcae.load(out / "model.npz").history_["total"]) == 1
+    assert not _tmp_files(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["fit", "data"])
+def test_interrupt_before_an_epoch_saves_nothing(where, tmp_path, capsys, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    if where == "fit":
+        monkeypatch.setattr(ContractiveAutoencoder, "fit", interrupt)
+    else:
+        monkeypatch.setattr(cli, "_load_data", interrupt)
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was saved" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def _interrupt_real_run(sig, tmp_path):
+    """Start `python -m npcae train`, wait for its first epoch line, send ``sig``."""
+    out = tmp_path / "run"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "npcae", "train", "--data", "digits", "--n-train", "3000",
+         "--n-test", "200", "--epochs", "1000", "--hidden", "16", "--n-analysis", "20",
+         "--random-state", "0", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    lines = queue.Queue()
+
+    def read_stdout():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)                 # end of output: the process has finished
+    reader = threading.Thread(target=read_stdout, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line is None:
+                proc.wait(timeout=60)
+                pytest.fail(f"npcae train ended (exit {proc.returncode}) before its first "
+                            f"epoch line:\n{proc.stderr.read()}")
+            if line.startswith("epoch "):
+                break
+        proc.send_signal(sig)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    return code, proc.stderr.read(), out
+
+
+def _check_saved_after_interrupt(code, err, out, tmp_path, expected_code):
+    assert code == expected_code, err
+    assert "Traceback" not in err, err
+    assert str(out / "model.npz") in err, err
+    model = npcae.load(out / "model.npz")
+    n = len(model.history_["total"])
+    assert 1 <= n < 1000
+    assert f"after {n} completed epoch" in err, err
+    assert len(json.loads((out / "history.json").read_text())["total"]) == n
+    assert getattr(model, "n_iter_", n) == n
+    assert not _tmp_files(tmp_path)
+    return model, n
+
+
+def test_ctrl_c_during_a_real_run_saves_the_last_completed_epoch(tmp_path):
+    code, err, out = _interrupt_real_run(signal.SIGINT, tmp_path)
+    model, n = _check_saved_after_interrupt(code, err, out, tmp_path, 130)
+    # exactly the model an uninterrupted run of n epochs gives (no half epoch in it)
+    from npcae.datasets import load_dataset
+    X, _ = load_dataset("digits", "train", n_samples=3000, random_state=0)
+    same = ContractiveAutoencoder(n_hidden=16, lam=0.1, activation="sigmoid",
+                                  output_activation="sigmoid", loss="bce", tied=True,
+                                  optimizer=npcae.optim.Adam(lr=1e-3), batch_size=100,
+                                  epochs=n, random_state=0).fit(X)
+    for name, value in same.params.items():
+        np.testing.assert_allclose(model.params[name], value, rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_sigterm_during_a_real_run_saves_and_exits_143(tmp_path):
+    code, err, out = _interrupt_real_run(signal.SIGTERM, tmp_path)
+    _check_saved_after_interrupt(code, err, out, tmp_path, 143)
+
+
+# --------------------------------------------------------------------------- inspect
+def test_inspect(demo_dir, capsys):
+    assert main(["inspect", str(demo_dir / "model.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "ContractiveAutoencoder" in out and "W: shape (784, 16)" in out
+    assert "trained 2 epochs" in out
+
+
+def test_inspect_bad_file(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a model")
+    assert main(["inspect", str(bad)]) == 2
+    assert "not a readable npcae model" in capsys.readouterr().err
+
+
+def _make_case(kind, tmp_path, model_file):
+    if kind == "missing":
+        return tmp_path / "missing.npz"
+    if kind == "folder":
+        return tmp_path
+    if kind == "folder with a model":
+        (tmp_path / "model.npz").write_bytes(model_file.read_bytes())
+        return tmp_path
+    if kind == "truncated":
+        data = model_file.read_bytes()
+        (tmp_path / "t.npz").write_bytes(data[:len(data) // 2])
+        return tmp_path / "t.npz"
+    if kind == "npy":
+        np.save(tmp_path / "a.npy", np.zeros(3))
+        return tmp_path / "a.npy"
+    if kind == "foreign npz":
+        np.savez(tmp_path / "f.npz", W=np.zeros((3, 2)))
+        return tmp_path / "f.npz"
+    if kind == "empty":
+        (tmp_path / "e.npz").write_bytes(b"")
+        return tmp_path / "e.npz"
+    raise AssertionError(kind)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "model.npz"
+    ContractiveAutoencoder(n_hidden=3, epochs=1).fit(np.full((5, 4), 0.5)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "folder with a model", "truncated",
+                                  "npy", "foreign npz", "empty"])
+def test_inspect_never_shows_a_traceback(kind, tmp_path, model_file, capsys):
+    path = _make_case(kind, tmp_path, model_file)
+    assert main(["inspect", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith("npcae inspect: error: ") and "Traceback" not in captured.err
+    assert str(path) in captured.err
+    if kind == "folder with a model":
+        assert "model.npz" in captured.err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs a POSIX user who cannot read a mode-000 file (not root)")
+def test_inspect_unreadable_file(tmp_path, model_file, capsys):
+    path = tmp_path / "locked.npz"
+    path.write_bytes(model_file.read_bytes())
+    path.chmod(0)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "ermission" in err
+
+
+def test_inspect_catches_unexpected_errors(model_file, monkeypatch, capsys):
+    def broken_load(path):
+        raise RuntimeError("something\nunexpected")
+    monkeypatch.setattr(npcae, "load", broken_load)
+    assert main(["inspect", str(model_file)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "RuntimeError" in err
+
+
+def test_inspect_unreadable_file_as_subprocess(tmp_path):
+    """The real entry point: one line on stderr, exit 2, even for a directory."""
+    done = subprocess.run([sys.executable, "-m", "npcae", "inspect", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# --------------------------------------------------------------------------- real data, demos
 @pytest.mark.slow
 def test_train_on_real_mnist(mnist_dir, tmp_path, capsys):
     """A few epochs on real MNIST give sensible reconstructions."""
@@ -91,7 +547,8 @@ def test_train_on_real_mnist(mnist_dir, tmp_path, capsys):
     assert summary["fraction_singular_values_below_1"] > 0.5
 
 
-@pytest.mark.parametrize("script", ["keras_contractive.py", "classic_cae.py"])
+@pytest.mark.parametrize("script", ["keras_contractive.py",
+                                    pytest.param("classic_cae.py", marks=pytest.mark.slow)])
 def test_demo_scripts_run(script, tmp_path):
     pytest.importorskip("matplotlib")
     from conftest import REPO
