@@ -3,22 +3,13 @@ import argparse
 from pathlib import Path
 
 import npcae
-from npcae.datasets import DatasetNotFoundError
 
 
 def load_data(n_train, n_test=2000, random_state=0):
     """MNIST from $NPCAE_DATA_DIR / ~/.cache/npcae if present, else the built-in digits
-    (drawn from ``random_state``)."""
-    try:
-        X, y = npcae.datasets.load_mnist(split="train", download=False, n_samples=n_train)
-        X_test, y_test = npcae.datasets.load_mnist(split="test", download=False, n_samples=n_test)
-        name = "MNIST"
-    except DatasetNotFoundError:
-        X, y = npcae.datasets.load_dataset("digits", "train", n_samples=n_train,
-                                           random_state=random_state)
-        X_test, y_test = npcae.datasets.load_dataset("digits", "test", n_samples=n_test,
-                                                     random_state=random_state)
-        name = "built-in digits (MNIST not found)"
+    (drawn from ``random_state``): npcae.datasets.load_train_test("auto", ...)."""
+    X, y, X_test, y_test, name = npcae.datasets.load_train_test(
+        "auto", n_train, n_test, random_state=random_state)
     print(f"data: {name}, {len(X)} train / {len(X_test)} test")
     return X, y, X_test, y_test
 

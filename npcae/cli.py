@@ -164,34 +164,57 @@ def _remove_if_empty(created):
 # --------------------------------------------------------------------------- helpers
 def _load_data(name, n_train, n_test, random_state, data_dir, download):
     """Return (X_train, y_train, X_test, y_test, description)."""
-    from .datasets import DatasetNotFoundError, load_dataset
-    if name == "auto":
-        try:
-            return _load_data("mnist", n_train, n_test, random_state, data_dir, download=False)
-        except DatasetNotFoundError:
-            print("MNIST files not found locally (looked in --data-dir, $NPCAE_DATA_DIR and "
-                  "~/.cache/npcae/mnist); using the built-in procedural digits instead.",
-                  flush=True)
-            return _load_data("digits", n_train, n_test, random_state, data_dir, download=False)
-    X, y = load_dataset(name, "train", n_samples=n_train, random_state=random_state,
-                        data_dir=data_dir, download=download)
-    X_test, y_test = load_dataset(name, "test", n_samples=n_test, random_state=random_state,
-                                  data_dir=data_dir, download=download)
-    desc = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-            "digits": "built-in procedural digits (npcae.datasets.make_digits)"}[name]
-    return X, y, X_test, y_test, desc
+    from .datasets import load_train_test
+    data = load_train_test(name, n_train, n_test, random_state, data_dir, download=download)
+    if name == "auto" and data[4] != "MNIST":
+        print(f"using {data[4]}.", flush=True)
+    return data
 
 
 def _build_model(args):
-    from .models import ContractiveAutoencoder
+    from .models import Autoencoder, ContractiveAutoencoder
     from .optim import Adam
     out_act = "sigmoid" if args.loss == "bce" else "identity"
-    return ContractiveAutoencoder(n_hidden=args.hidden, lam=args.lam,
-                                  activation=args.activation, output_activation=out_act,
-                                  loss=args.loss, tied=not args.untied,
-                                  optimizer=Adam(lr=args.lr), batch_size=args.batch_size,
-                                  epochs=args.epochs, random_state=args.random_state,
-                                  verbose=0 if args.quiet else 1)
+    common = dict(output_activation=out_act, loss=args.loss, optimizer=Adam(lr=args.lr),
+                  batch_size=args.batch_size, epochs=args.epochs,
+                  random_state=args.random_state, verbose=0 if args.quiet else 1)
+    if args.model == "ae":
+        layers = args.layers if args.layers is not None else (args.hidden,)
+        return Autoencoder(layers=layers, activation=args.activation, tied=bool(args.tied),
+                           **common)
+    if args.layers is not None and len(args.layers) != 1:
+        raise _CommandError(f"--model cae has one hidden layer; got --layers "
+                            f"{','.join(map(str, args.layers))}. Use --hidden N, or --model ae "
+                            f"for a deep autoencoder.")
+    n_hidden = args.layers[0] if args.layers is not None else args.hidden
+    return ContractiveAutoencoder(n_hidden=n_hidden, lam=args.lam, activation=args.activation,
+                                  tied=not args.untied, **common)
+
+
+def _activation_spec(text):
+    """``"sigmoid"`` as is; ``"leaky_relu:0.2"`` as ``{"name": "leaky_relu", "alpha": 0.2}``."""
+    name, _, slope = text.partition(":")
+    if not slope:
+        return name
+    try:
+        alpha = float(slope)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the slope after ':' must be a number, as in "
+                                         f"leaky_relu:0.2; got {text!r}") from None
+    return {"name": name, "alpha": alpha}
+
+
+def _widths(text):
+    """``"256,128,100"`` -> ``(256, 128, 100)``, every width a positive integer."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers such as "
+                                         f"256,128,100; got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"every width must be a positive integer; got "
+                                         f"{text!r}")
+    return widths
 
 
 def _write_json(path, obj):
@@ -244,19 +267,20 @@ def _save_after_interrupt(command, model, out, exc):
 
 
 def _evaluate(model, X_test, n_analysis):
-    """Numbers that describe a trained CAE on held-out data."""
+    """Numbers that describe a trained model (CAE or deep autoencoder) on held-out data."""
     from .analysis import jacobian_spectrum, summarize_spectrum
     terms = model.loss_terms(X_test)
     R = model.reconstruct(X_test)
     d = X_test.shape[1]
     svals = jacobian_spectrum(model, X_test[:n_analysis])
     spec = summarize_spectrum(svals)
+    norms = model.jacobian_norm(X_test)
     return {
         "test_reconstruction_per_sample": terms["reconstruction"],
         "test_reconstruction_per_pixel": terms["reconstruction"] / d,
         "test_mse_per_pixel": float(np.mean((R - X_test) ** 2)),
-        "test_contractive_mean_sq_frobenius": terms["contractive"],
-        "test_jacobian_frobenius_mean": float(model.jacobian_norm(X_test).mean()),
+        "test_contractive_mean_sq_frobenius": float(np.mean(norms ** 2)),
+        "test_jacobian_frobenius_mean": float(norms.mean()),
         "fraction_singular_values_below_1": float(np.mean(svals < 1.0)),
         "mean_top5_singular_values": [float(v) for v in svals[:, :5].mean(axis=0)],
         "effective_rank": spec["effective_rank"],
@@ -281,7 +305,8 @@ def _figures(model, X_test, svals, out, n_analysis):
     if shape is not None:
         plotting.plot_reconstructions(X_test[:10], model.reconstruct(X_test[:10]),
                                       image_shape=shape, path=out / "reconstructions.png")
-        plotting.plot_filters(model.params["W"], image_shape=shape, n=64,
+        plotting.plot_filters(model.params.get("W", model.params.get("encoder.0.W")),
+                              image_shape=shape, n=64,
                               path=out / "filters.png")
         idx = np.arange(min(4, len(X_test)))
         tangents, tsv = tangent_directions(model, X_test[idx], n_directions=5)
@@ -403,7 +428,14 @@ def _add_random_state(p):
 
 
 def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
-    p.add_argument("--model", default="cae", choices=["cae"], help="model to train (default: cae)")
+    p.add_argument("--model", default="cae", choices=["cae", "ae"],
+                   help="cae: contractive autoencoder (one hidden layer); ae: deep autoencoder "
+                        "(--layers) (default: cae)")
+    p.add_argument("--layers", type=_widths, default=None, metavar="W1,W2,...",
+                   help="encoder widths for --model ae, the last is the code size, e.g. "
+                        "256,128,100; the decoder mirrors them (default: --hidden)")
+    p.add_argument("--tied", action="store_true",
+                   help="--model ae: decoder layers use the encoder's weights transposed")
     p.add_argument("--data", default=data, choices=["auto", "mnist", "fashion_mnist", "digits"],
                    help=f"dataset (default: {data}); 'auto' = MNIST if found, else digits")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files")
@@ -411,10 +443,13 @@ def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
                    help=f"hidden units (default {hidden})")
     p.add_argument("--lam", type=_non_negative_float, default=lam,
                    help=f"contractive penalty weight, >= 0 (default {lam})")
-    p.add_argument("--activation", default="sigmoid", help="encoder activation")
+    p.add_argument("--activation", type=_activation_spec, default="sigmoid",
+                   help="hidden activation: sigmoid, tanh, relu, softplus, leaky_relu:SLOPE "
+                        "(e.g. leaky_relu:0.2)")
     p.add_argument("--loss", default="bce", choices=["bce", "mse"],
                    help="bce (sigmoid decoder) or mse (linear decoder)")
-    p.add_argument("--untied", action="store_true", help="separate decoder weights")
+    p.add_argument("--untied", action="store_true",
+                   help="--model cae: separate decoder weights (the CAE is tied by default)")
     p.add_argument("--epochs", type=_positive_int, default=epochs,
                    help=f"epochs (default {epochs})")
     p.add_argument("--batch-size", type=_positive_int, default=100)

@@ -559,3 +559,56 @@ def test_demo_scripts_run(script, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "figures in" in done.stdout
     assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in out.iterdir())
+
+
+# ----------------------------------------------------------------- deep autoencoders
+@pytest.mark.parametrize("script,line", [("pytorch_text_autoencoder.py", "epoch [1/1], loss:"),
+                                         ("tensorflow_text_autoencoder.py", "Epoch: 1 Loss:")])
+def test_source_text_demos_print_their_losses(script, line, tmp_path):
+    pytest.importorskip("matplotlib")
+    from conftest import REPO
+    out = tmp_path / "out"
+    env = {**os.environ, "NPCAE_DATA_DIR": str(tmp_path / "no-mnist")}    # built-in digits
+    done = subprocess.run([sys.executable, str(REPO / "demos" / script), "--out", str(out),
+                           "--epochs", "1", "--n-train", "600"], cwd=REPO / "demos",
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert line in done.stdout and "built-in procedural digits" in done.stdout
+    assert (out / "reconstructions.png").stat().st_size > 0
+
+
+def test_train_a_deep_autoencoder_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "ae"
+    code = main(["train", "--model", "ae", "--layers", "32,16,8", "--activation",
+                 "leaky_relu:0.2", "--tied", "--data", "digits", "--n-train", "400",
+                 "--n-test", "100", "--n-analysis", "20", "--epochs", "1", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    model = npcae.load(out / "model.npz")
+    assert isinstance(model, npcae.Autoencoder)
+    assert model.layers == (32, 16, 8) and model.tied is True
+    assert model.activation == {"name": "leaky_relu", "alpha": 0.2}
+    assert "decoder.0.W" not in model.params
+    assert main(["inspect", str(out / "model.npz")]) == 0
+    assert "encoder.2.W: shape (16, 8)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "ae", "--layers", "5,x"], "comma-separated"),
+    (["--model", "ae", "--layers", "5,0"], "positive"),
+    (["--model", "ae", "--activation", "leaky_relu:steep"], "slope"),
+])
+def test_deep_model_arguments_are_argparse_errors(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", "digits", "--out", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cae_refuses_several_layers(tmp_path, capsys):
+    code = main(["train", "--model", "cae", "--layers", "5,4", "--data", "digits", "--out",
+                 str(tmp_path / "o")])
+    assert code == 2
+    assert "one hidden layer" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

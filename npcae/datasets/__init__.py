@@ -22,6 +22,9 @@ make_manifold
     dimensions, with the curve parameter and the true unit tangents.
 load_dataset
     Name-based dispatcher used by the command line.
+load_train_test
+    MNIST when its files are found, else the built-in digits: the one fallback that
+    ``npcae demo`` and the demo scripts share.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
+    "load_train_test",
     "make_digits",
     "make_manifold",
     "read_idx",
@@ -102,3 +106,38 @@ def load_dataset(name, split="train", n_samples=None, random_state=0, data_dir=N
     loader = load_mnist if key == "mnist" else load_fashion_mnist
     return loader(data_dir, split=split, download=download, dtype=dtype,
                   n_samples=n_samples)
+
+
+def load_train_test(name="auto", n_train=None, n_test=None, random_state=0, data_dir=None, *,
+                    download=False, dtype=np.float32):
+    """Train and test splits of a dataset, with MNIST-else-digits as ``name="auto"``.
+
+    ``"auto"`` uses MNIST when its files are found (``data_dir``,
+    ``$NPCAE_DATA_DIR``, ``~/.cache/npcae/mnist``; never downloading) and the
+    built-in procedural digits otherwise, so every command runs offline.
+
+    Returns
+    -------
+    X, y, X_test, y_test : ndarrays
+    description : str
+        What was loaded, e.g. ``"MNIST"`` or ``"built-in procedural digits
+        (MNIST files not found)"``.
+    """
+    if name == "auto":
+        try:
+            return load_train_test("mnist", n_train, n_test, random_state, data_dir,
+                                   download=False, dtype=dtype)
+        except DatasetNotFoundError:
+            X, y, X_test, y_test, _ = load_train_test("digits", n_train, n_test, random_state,
+                                                      data_dir, dtype=dtype)
+            return (X, y, X_test, y_test, "built-in procedural digits (npcae.datasets."
+                    "make_digits): MNIST files not found in data_dir, $NPCAE_DATA_DIR or "
+                    "~/.cache/npcae/mnist")
+    X, y = load_dataset(name, "train", n_samples=n_train, random_state=random_state,
+                        data_dir=data_dir, download=download, dtype=dtype)
+    X_test, y_test = load_dataset(name, "test", n_samples=n_test, random_state=random_state,
+                                  data_dir=data_dir, download=download, dtype=dtype)
+    description = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
+                   "digits": "built-in procedural digits (npcae.datasets.make_digits)"}[
+        str(name).lower().replace("-", "_")]
+    return X, y, X_test, y_test, description
