@@ -193,8 +193,9 @@ class LeakyReLU(ActivationFunction):
         dtype = np.result_type(a, np.float32)
         if out is None:
             return np.where(a > 0, 1.0, self.alpha).astype(dtype, copy=False)
-        out.fill(self.alpha)
-        np.copyto(out, 1.0, where=a > 0)
+        np.greater(a, 0, out=out)                       # 1 where a > 0, else 0
+        out *= 1.0 - self.alpha
+        out += self.alpha                               # 1 where a > 0, else alpha
         return out
 
     def second_derivative(self, a, h):

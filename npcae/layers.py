@@ -21,6 +21,8 @@ without changing how the layers read:
   step allocates nothing large. A result is then valid until the layer's next
   call, which is all backpropagation needs.
 * ``check_input=False``: skip the input validation (models validate ``X`` once).
+* ``input_grad=False``: ``backward`` fills the parameter gradients and returns
+  ``None`` instead of dL/dx (a model's first layer: nothing below it learns).
 
 A model owns its parameters; :meth:`Module.bind` points a layer's ``params`` and
 ``grads`` entries at the model's arrays, so a layer never creates parameters
@@ -54,12 +56,13 @@ class Module:
         (noise, dropout) read it.
     """
 
-    def __init__(self, reuse_buffers=False, check_input=True):
+    def __init__(self, reuse_buffers=False, check_input=True, input_grad=True):
         self.params = {}
         self.grads = {}
         self.training = True
         self.reuse_buffers = bool(reuse_buffers)
         self.check_input = bool(check_input)
+        self.input_grad = bool(input_grad)
         self._buffers = Workspace()
 
     def _out(self, name, shape, dtype):
@@ -238,8 +241,9 @@ class Dense(Module):
     """
 
     def __init__(self, n_in, n_out, init="glorot_uniform", random_state=None,
-                 dtype=np.float64, reuse_buffers=False, check_input=True):
-        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input)
+                 dtype=np.float64, reuse_buffers=False, check_input=True, input_grad=True):
+        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input,
+                         input_grad=input_grad)
         self.n_in, self.n_out = int(n_in), int(n_out)
         if self.n_in < 1 or self.n_out < 1:
             raise ValueError(f"Dense needs n_in >= 1 and n_out >= 1; got {n_in}, {n_out}.")
@@ -269,6 +273,8 @@ class Dense(Module):
         W, grad_W = self.params["W"], self.grads["W"]
         _accumulate_matmul(grad_W, x.T, grad_out, self._out("grad_W", grad_W.shape, grad_W.dtype))
         self.grads["b"] += grad_out.sum(axis=0)
+        if not self.input_grad:
+            return None
         return np.matmul(grad_out, W.T, out=self._out("grad_x", x.shape,
                                                       np.result_type(grad_out, W)))
 
@@ -300,8 +306,9 @@ class TiedDense(Module):
         grad_x         = G @ W     # (n, n_out)
     """
 
-    def __init__(self, source, reuse_buffers=False, check_input=True):
-        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input)
+    def __init__(self, source, reuse_buffers=False, check_input=True, input_grad=True):
+        super().__init__(reuse_buffers=reuse_buffers, check_input=check_input,
+                         input_grad=input_grad)
         if not isinstance(source, Dense):
             raise TypeError(f"TiedDense ties to a Dense layer; got {type(source).__name__}.")
         self.source = source
@@ -332,6 +339,8 @@ class TiedDense(Module):
         _accumulate_matmul(grad_W, grad_out.T, x,
                            self._out("grad_W", grad_W.shape, grad_W.dtype))
         self.grads["b"] += grad_out.sum(axis=0)
+        if not self.input_grad:
+            return None
         return np.matmul(grad_out, W, out=self._out("grad_x", x.shape,
                                                     np.result_type(grad_out, W)))
 
@@ -457,6 +466,8 @@ class Sequential(Module):
                 grad_out = grad_out + add_grad[i] if i == last else _add_into(grad_out,
                                                                               add_grad[i])
             grad_out = self.modules[i].backward(grad_out)
+            if grad_out is None:             # a module with input_grad=False ends the pass
+                break
         return grad_out
 
     def zero_grad(self):

@@ -128,6 +128,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     flat_params, packed = pack_arrays(params, X.dtype)
     params.update(packed)
     flat_grads = np.zeros_like(flat_params)
+    ones = np.ones_like(flat_grads)                   # for the finiteness test's BLAS sum
     grads = _views_into(flat_grads, {name: p.shape for name, p in packed.items()})
     ws = Workspace()
     batch_buffer = model._batch_buffer(ws, batch_size, d, X.dtype)
@@ -152,7 +153,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                 Xb = batch_buffer[:len(idx)]
                 np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
                 total, terms = model._objective(Xb, grads, ws)
-                if not math.isfinite(total) or not np.isfinite(flat_grads).all():
+                if not math.isfinite(total) or not _all_finite(flat_grads, ones):
                     _raise_diverged(flat_params, optimizer, snapshot, total,
                                     start_epoch + epoch + 1, step + 1)
                 optimizer.step({PACKED: flat_params}, {PACKED: flat_grads})
@@ -196,6 +197,17 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
             params[k][...] = v
         history["best_epoch"] = start_epoch + best[2] + 1
     return history
+
+
+def _all_finite(flat, ones):
+    """Whether every entry of the 1-D ``flat`` is finite, without a temporary array.
+
+    A NaN or inf anywhere makes the sum ``flat @ ones`` non-finite; only then
+    (or if finite values overflowed the sum) is the exact elementwise test run.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(flat @ ones)
+    return math.isfinite(total) or bool(np.isfinite(flat).all())
 
 
 def _restore(flat_params, optimizer, snapshot):

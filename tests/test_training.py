@@ -204,3 +204,18 @@ def test_workspace_names_one_array_per_dtype_however_spelled():
     assert ws.get("x", (2, 3), np.dtype("float32")) is a
     assert ws.get("x", [2, 3], "float32") is a
     assert ws.get("x", (2, 3), np.float64) is not a
+
+
+def test_all_finite_is_exact_even_when_the_sum_overflows():
+    from npcae.training import _all_finite
+    flat = np.ones(1000, dtype=np.float32)
+    ones = np.ones_like(flat)
+    assert _all_finite(flat, ones)
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = flat.copy()
+        broken[517] = bad
+        assert not _all_finite(broken, ones)
+    huge = np.full(1000, 3e38, dtype=np.float32)         # finite, but the sum overflows
+    assert _all_finite(huge, ones)
+    mixed = np.array([np.inf, -np.inf], dtype=np.float32)   # sums to NaN
+    assert not _all_finite(mixed, np.ones(2, dtype=np.float32))

@@ -131,7 +131,8 @@ class LayeredAutoencoder(BaseAutoencoder):
                                                           self._activations())
         bindings, encoder, decoder, enc_dense = [], [], [], []
         for i, ((n_in, n_out), act) in enumerate(zip(enc_widths, enc_acts)):
-            dense = Dense(n_in, n_out, init="zeros", dtype=dtype, **opts)
+            # nothing below the first layer learns: its backward skips dL/dX
+            dense = Dense(n_in, n_out, init="zeros", dtype=dtype, input_grad=i > 0, **opts)
             enc_dense.append(dense)
             bindings.append((f"encoder.{i}.", dense))
             encoder += [dense, Activation(act, **opts)]
