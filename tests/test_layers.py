@@ -486,3 +486,20 @@ def test_mlp_trained_with_adam_reduces_mse_tenfold():
     assert np.all(np.isfinite(losses))
     assert final < first / 10.0, (first, final)
     assert time.perf_counter() - start < 3.0
+
+
+def test_input_grad_false_fills_parameter_grads_and_returns_none():
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    g = np.random.default_rng(1).normal(size=(5, 3))
+    full = Dense(4, 3, random_state=2)
+    lean = Dense(4, 3, random_state=2, input_grad=False)
+    full.forward(x), lean.forward(x)
+    assert full.backward(g) is not None
+    assert lean.backward(g) is None
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(lean.grads[name], full.grads[name])
+    seq = Sequential(lean, Activation("tanh"))
+    seq.zero_grad()
+    seq.forward(x)
+    assert seq.backward(np.ones((5, 3))) is None           # the pass ends at the first layer
+    assert np.abs(lean.grads["W"]).sum() > 0
