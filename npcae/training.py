@@ -92,8 +92,10 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
         Updates ``model.params`` in place from the gradients.
     epochs, batch_size : int
     rng : numpy.random.Generator
-        Source of the minibatch order. After each completed epoch its state is
-        stored as ``model.training_rng_state_``, so training can resume exactly.
+        The training generator: the minibatch order, and any noise the
+        objective draws (it is passed to ``model._objective``). After each
+        completed epoch its state is stored as ``model.training_rng_state_``, so
+        training resumes exactly.
     X_val : ndarray, optional
         Validation data, evaluated (objective terms) after every epoch.
     early_stopping : int or None
@@ -152,7 +154,7 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                     drop_last=getattr(model, "drop_last", False))):
                 Xb = batch_buffer[:len(idx)]
                 np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
-                total, terms = model._objective(Xb, grads, ws)
+                total, terms = model._objective(Xb, grads, ws, rng)
                 if not math.isfinite(total) or not _all_finite(flat_grads, ones):
                     _raise_diverged(flat_params, optimizer, snapshot, total,
                                     start_epoch + epoch + 1, step + 1)

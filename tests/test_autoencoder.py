@@ -152,7 +152,7 @@ def test_drop_last_and_no_shuffle_reproduce_the_tensorflow_loop():
 
     def spy(Xb, grads, ws, rng=None):
         seen.append(Xb.copy())
-        return original(Xb, grads, ws)
+        return original(Xb, grads, ws, rng)
     model._objective = spy
     model.fit(X)
     assert [len(b) for b in seen] == [16, 16, 16]
@@ -245,3 +245,26 @@ def test_reference_path_uses_the_engine_layers(monkeypatch):
     ContractiveAutoencoder(n_hidden=2, dtype=np.float64, random_state=0).initialize(4) \
         .reference_loss_and_grad(X)
     assert calls == ["TiedDense", "Dense"]
+
+
+class _NoisyObjective(Autoencoder):
+    """Draws one number per step from the generator the objective is given."""
+
+    def _objective(self, X, grads, ws, rng=None):
+        if grads is not None:
+            self.draws_.append(float(rng.random()))
+        return super()._objective(X, grads, ws, rng)
+
+
+def test_the_objective_draws_from_the_training_generator_and_resumes_it():
+    X = np.random.default_rng(0).random((30, 5))
+    once = _NoisyObjective(layers=(3,), epochs=4, batch_size=10, random_state=1)
+    once.draws_ = []
+    once.fit(X)
+    split = _NoisyObjective(layers=(3,), epochs=1, batch_size=10, random_state=1,
+                            warm_start=True)
+    split.draws_ = []
+    split.fit(X)
+    split.set_params(epochs=3).fit(X)
+    assert len(once.draws_) == 12 and split.draws_ == once.draws_
+    assert len(set(once.draws_)) == 12

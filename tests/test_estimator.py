@@ -238,10 +238,10 @@ class _Inject:
         self.original = model._objective
         self.params_seen = []
 
-    def __call__(self, X, grads, ws):
+    def __call__(self, X, grads, ws, rng=None):
         self.calls += 1
         self.params_seen.append({k: v.copy() for k, v in self.model.params.items()})
-        total, terms = self.original(X, grads, ws)
+        total, terms = self.original(X, grads, ws, rng)
         if self.calls == self.at:
             if self.how == "interrupt":
                 raise KeyboardInterrupt

@@ -88,8 +88,10 @@ class BaseAutoencoder:
     * ``_init_param(name, shape, init, rng)`` (optional override)
     * ``_encode(X)`` -> codes, ``_decode(H)`` -> reconstructions (validated input)
     * ``_n_codes()`` -> the code size
-    * ``_objective(X, grads, ws)`` -> ``(total, terms)``; fills ``grads`` (overwrite)
+    * ``_objective(X, grads, ws, rng=None)`` -> ``(total, terms)``; fills ``grads`` (overwrite)
       when it is not None. ``terms`` is a dict of floats that includes ``"total"``.
+      ``rng`` is the training generator (noise a model draws comes from it, so
+      resumed runs draw the same noise); deterministic objectives ignore it.
     * ``_sample_terms(X)`` -> dict of ``(n,)`` arrays, the same terms per sample
       (their means are ``_objective``'s terms)
     * ``_requires_unit_interval()`` -> bool (BCE-type losses need X in [0, 1])
@@ -205,10 +207,12 @@ class BaseAutoencoder:
                 for name, (shape, init) in self._param_shapes(n_features).items()}
 
     def _init_param(self, name, shape, init, rng):
-        from ..layers import init_weights
-        if init is None or init == "zeros":
+        """One parameter: a weight matrix from :func:`npcae.layers.init_layer_params`
+        (the one place parameters are drawn), or zeros for biases."""
+        from ..layers import init_layer_params
+        if init is None or init == "zeros" or len(shape) != 2:
             return np.zeros(shape)
-        return init_weights(init, shape[0], shape[1], rng)
+        return init_layer_params(init, shape[0], shape[1], rng)["W"]
 
     def _check_params(self, n_features=None):
         """Raise unless every parameter exists, has the right shape and is finite."""

@@ -236,7 +236,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
             return D1, D2
         return self._phi.derivative(A, H), self._phi.second_derivative(A, H)
 
-    def _objective(self, X, grads, ws):
+    def _objective(self, X, grads, ws, rng=None):
         """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
 
         Each line is one line of ``docs/derivations.md#cae-backward``. Scratch
