@@ -314,12 +314,18 @@ class BaseAutoencoder:
         return self.dtype_
 
     # -- the reference-library API --------------------------------------------------
-    def loss_and_grad(self, X):
+    def loss_and_grad(self, X, **noise):
         """Training objective on ``X`` and its gradient with respect to every parameter.
 
         Parameters
         ----------
         X : ndarray, shape (n_samples, n_features)
+        **noise : ndarray
+            Models whose objective is random take their noise here, so that it
+            can be checked on given noise (the denoising model's ``corrupted=``,
+            the VAE's ``eps=``; see :meth:`_noise_shapes`). Without it, noise is
+            drawn from a generator of the call's own (from ``random_state``),
+            never from the training generator.
 
         Returns
         -------
@@ -334,18 +340,22 @@ class BaseAutoencoder:
         they are created from ``random_state`` for ``X``'s feature count.
         """
         X = self._prepare_for_objective(X)
+        noise = self._check_noise(X, noise)
         grads = {name: np.empty(np.shape(p), dtype=X.dtype) for name, p in self.params.items()}
-        total, _ = self._objective(X, grads, Workspace())
+        total, _ = self._objective(X, grads, Workspace(), self._call_rng(), **noise)
         return _scalar(total), grads
 
-    def loss_terms(self, X):
+    def loss_terms(self, X, **noise):
         """Dict of the objective's terms on ``X`` (e.g. reconstruction, contractive) and ``total``.
 
         Each term is the mean over the rows of ``X``, evaluated in blocks of
         rows so that memory stays bounded for any ``n`` (the result equals the
-        one-block evaluation up to rounding).
+        one-block evaluation up to rounding). ``**noise`` as for
+        :meth:`loss_and_grad`.
         """
         X = self._prepare_for_objective(X)
+        noise = self._check_noise(X, noise)
+        rng = self._call_rng()
         n = X.shape[0]
         sums = {}
         blocks = self._eval_blocks(X)
@@ -353,10 +363,41 @@ class BaseAutoencoder:
         for start, stop in blocks:
             if stop - start != blocks[0][1]:
                 ws = Workspace()          # the shorter last block (frees the full-size arrays)
-            _, terms = self._objective(X[start:stop], None, ws)
+            block_noise = {key: value[start:stop] for key, value in noise.items()}
+            _, terms = self._objective(X[start:stop], None, ws, rng, **block_noise)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + _scalar(value) * (stop - start)
         return {key: value / n for key, value in sums.items()}
+
+    def _noise_shapes(self, X):
+        """Names and shapes of the noise the objective accepts (none: deterministic)."""
+        return {}
+
+    def _check_noise(self, X, noise):
+        """Validate given noise arrays: known names, right shapes, finite floats of X's dtype."""
+        shapes = self._noise_shapes(X)
+        for name, value in list(noise.items()):
+            if name not in shapes:
+                accepted = ", ".join(f"{k}=" for k in shapes) or "no noise arguments"
+                raise TypeError(f"{type(self).__name__}'s objective takes {accepted}; got "
+                                f"{name}=.")
+            if value is None:
+                del noise[name]
+                continue
+            arr = as_float_array(value, name, dtype=X.dtype, convert_numeric=True, uint8="warn")
+            if arr.shape != tuple(shapes[name]):
+                raise ValueError(f"{name} must have shape {tuple(shapes[name])} to match X; got "
+                                 f"{arr.shape}.")
+            noise[name] = arr
+        return noise
+
+    def _call_rng(self):
+        """A generator for noise drawn outside training: fresh per call, from ``random_state``
+        (the same int gives the same draws), never the training generator."""
+        rs = self.random_state
+        if isinstance(rs, (np.random.Generator, np.random.RandomState)):
+            return np.random.default_rng(check_random_state(rs).integers(0, 2 ** 63 - 1))
+        return check_random_state(rs)
 
     def _eval_blocks(self, X):
         """``(start, stop)`` row ranges of at most ``_EVAL_BLOCK_BYTES`` per ``(rows, d)`` array."""
