@@ -7,11 +7,13 @@ numpy only.
 """
 from . import activations, layers, losses, optim, penalties
 from ._version import __version__
-from .models import Autoencoder, BaseAutoencoder, ContractiveAutoencoder, NotFittedError
+from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder,
+                     NotFittedError, SparseAutoencoder)
 from .training import TrainingDivergedError
 
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
-           "analysis", "io", "Autoencoder", "BaseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
+           "analysis", "io", "Autoencoder", "BaseAutoencoder", "DenoisingAutoencoder",
+           "SparseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
            "TrainingDivergedError", "load", "__version__"]
 
 

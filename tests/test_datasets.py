@@ -236,11 +236,12 @@ def test_not_found_message(tmp_path, clean_env):
 
 def test_public_api_comes_from_the_four_modules():
     """npcae.datasets is a package (idx, mnist, digits, manifolds) whose __init__ re-exports
-    the public API and holds the name-based dispatcher."""
+    the public API and holds the name-based dispatchers."""
     from npcae.datasets import digits, idx, manifolds, mnist
     assert sorted(datasets.__all__) == ["DatasetNotFoundError", "FASHION_MNIST_CLASSES",
                                         "load_dataset", "load_fashion_mnist", "load_mnist",
-                                        "make_digits", "make_manifold", "read_idx"]
+                                        "load_train_test", "make_digits", "make_manifold",
+                                        "read_idx"]
     assert read_idx is idx.read_idx
     assert (load_mnist, load_fashion_mnist) == (mnist.load_mnist, mnist.load_fashion_mnist)
     assert DatasetNotFoundError is mnist.DatasetNotFoundError
@@ -843,3 +844,14 @@ def test_load_dataset_random_state():
         load_dataset("digits", random_state=False)
     with pytest.raises(TypeError, match="seed"):  # no alias for the old name
         load_dataset("digits", n_samples=3, seed=0)
+
+
+def test_load_train_test_falls_back_to_the_built_in_digits(tmp_path, monkeypatch):
+    """The one MNIST-else-digits fallback (npcae demo, npcae train --data auto, the demos)."""
+    monkeypatch.setenv("NPCAE_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    X, y, X_test, y_test, what = datasets.load_train_test("auto", 50, 20, random_state=3)
+    assert X.shape == (50, 784) and X_test.shape == (20, 784) and "MNIST files not found" in what
+    again = datasets.load_train_test("digits", 50, 20, random_state=3)
+    np.testing.assert_array_equal(again[0], X)
+    np.testing.assert_array_equal(again[3], y_test)

@@ -620,8 +620,14 @@ class BaseAutoencoder:
 
         Penalties are left out, so models with different ``lam`` are compared on
         reconstruction alone; :meth:`score_samples` gives the whole objective.
+        Never random: a denoising model is scored on the clean input.
         """
-        return -float(self.loss_terms(X)["reconstruction"])
+        X = self._prepare_for_objective(X)
+        total = 0.0
+        for start, stop in self._eval_blocks(X):
+            rec = self._sample_terms(X[start:stop])["reconstruction"]
+            total += float(np.sum(rec, dtype=np.float64))
+        return -total / X.shape[0]
 
     def score_samples(self, X):
         """Negative training objective of each sample, shape ``(n_samples,)``.

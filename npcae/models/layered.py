@@ -170,17 +170,19 @@ class LayeredAutoencoder(BaseAutoencoder):
         return H
 
     # -- the objective ------------------------------------------------------------------
-    def _objective(self, X, grads, ws, rng=None):
+    def _objective(self, X, grads, ws, rng=None, **noise):
         """Loss terms on ``X`` and, if ``grads`` is a dict, the gradient written into it.
 
         The forward and backward passes are the engine's
         (``docs/derivations.md#layered-autoencoder``); this method only adds the
-        reconstruction loss at the output and the subclass's extra terms.
+        reconstruction loss at the output and the subclass's extra terms. The
+        encoder reads :meth:`_encoder_input` (``X`` itself, or a corrupted copy);
+        the loss always compares with ``X``.
         """
         encoder, decoder, bindings = self._network(X.dtype)
         for prefix, layer in bindings:
             layer.bind(self.params, grads, prefix)
-        H = encoder.forward(X)                                   # the code
+        H = encoder.forward(self._encoder_input(X, ws, rng, **noise))    # the code
         Z = decoder.forward(H)                                   # output pre-activation
         rec, G_Z = self._reconstruction(Z, X, ws)                # s * loss, dL/dZ
         extra, add_grad = self._extra_terms(X, encoder, grads is not None, rng)
@@ -197,6 +199,10 @@ class LayeredAutoencoder(BaseAutoencoder):
         G_H = decoder.backward(G_Z)
         encoder.backward(G_H, add_grad=add_grad)
         return total, terms
+
+    def _encoder_input(self, X, ws, rng, **noise):
+        """What the encoder reads during training: ``X`` (the denoising model corrupts it)."""
+        return X
 
     def _extra_terms(self, X, encoder, need_grad, rng):
         """Terms beyond reconstruction, read from the encoder's cached outputs.
