@@ -8,13 +8,13 @@ numpy only.
 from . import activations, layers, losses, optim, penalties
 from ._version import __version__
 from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder,
-                     NotFittedError, SparseAutoencoder)
+                     NotFittedError, SparseAutoencoder, VariationalAutoencoder)
 from .training import TrainingDivergedError
 
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
            "analysis", "io", "Autoencoder", "BaseAutoencoder", "DenoisingAutoencoder",
-           "SparseAutoencoder", "ContractiveAutoencoder", "NotFittedError",
-           "TrainingDivergedError", "load", "__version__"]
+           "SparseAutoencoder", "VariationalAutoencoder", "ContractiveAutoencoder",
+           "NotFittedError", "TrainingDivergedError", "load", "__version__"]
 
 
 def load(path):

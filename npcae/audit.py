@@ -12,7 +12,7 @@ import numpy as np
 
 from . import activations, losses
 from ._validation import check_random_state
-from .gradcheck import check_gradient, check_layer, check_model
+from .gradcheck import ModelCheckResult, check_gradient, check_layer, check_model
 from .gradcheck._engine import _check_tolerances
 from .layers import Activation, Dense, Sequential, TiedDense
 from .penalties import contractive_penalty
@@ -161,6 +161,105 @@ def _audit_models(rng, rtol):
         tag = "tied" if tied else "untied"
         rows.append(_row(f"model Autoencoder({layers}, {name}->{out}, {loss}/{reduction}, {tag})",
                          check_model(model, X, method="richardson", rtol=rtol), "richardson"))
+    rows += _audit_sparse(X, rtol)
+    rows += _audit_denoising(X, rtol)
+    rows += _audit_variational(X, rtol)
+    return rows
+
+
+def check_model_with_noise(model, X, noise, *, method="richardson", rtol=1e-7):
+    """Every parameter's gradient of ``model.loss_and_grad(X, **noise)``, noise held fixed.
+
+    :func:`npcae.gradcheck.check_model` calls ``loss_and_grad(X)`` with no noise
+    argument, so for a model whose objective is random (the denoising model's
+    ``corrupted=``, the VAE's ``eps=``) each parameter is checked here with
+    :func:`npcae.gradcheck.check_gradient` on a closure that sets that parameter
+    to the perturbed value, evaluates the objective on the SAME noise, and puts
+    the original array back. The result has ``passed``, ``report()`` and one
+    :class:`~npcae.gradcheck.GradCheckResult` per parameter, like ``check_model``'s.
+    """
+    loss0, grads = model.loss_and_grad(X, **noise)
+    loss1, _ = model.loss_and_grad(X, **noise)
+    if loss0 != loss1:
+        raise ValueError(f"{type(model).__name__}.loss_and_grad is not deterministic with the "
+                         f"given noise {sorted(noise)} (loss {loss0!r} then {loss1!r}).")
+    results = {}
+    for name in list(model.params):
+        def f(value, name=name):
+            saved = model.params[name]
+            model.params[name] = value
+            try:
+                return model.loss_and_grad(X, **noise)[0]
+            finally:
+                model.params[name] = saved
+        results[name] = check_gradient(f, np.array(model.params[name], dtype=np.float64),
+                                       grads[name], method=method, rtol=rtol)
+    given = ", ".join(f"{k}= fixed" for k in noise)
+    return ModelCheckResult(results, title=type(model).__name__,
+                            settings=f"method={method}, rtol={rtol:g}, X shape {X.shape}, "
+                                     f"{given}")
+
+
+def _audit_sparse(X, rtol):
+    """SparseAutoencoder: KL (sigmoid code) and L1 (tanh code, so the sign matters), depth 1
+    and 2, tied and untied."""
+    from .models import SparseAutoencoder
+    rows = []
+    configs = [("kl", "sigmoid", "sigmoid", "bce"), ("l1", "tanh", "identity", "mse")]
+    for sparsity, act, out, loss in configs:
+        for layers in ((4,), (6, 3)):
+            for tied in (True, False):
+                model = SparseAutoencoder(layers=layers, sparsity=sparsity, beta=0.7, rho=0.1,
+                                          activation=act, output_activation=out, loss=loss,
+                                          tied=tied, dtype=np.float64,
+                                          random_state=0).initialize(X.shape[1])
+                tag = "tied" if tied else "untied"
+                rows.append(_row(f"model SparseAutoencoder({sparsity}, {layers}, {act}->{out}, "
+                                 f"{loss}, {tag})",
+                                 check_model(model, X, method="richardson", rtol=rtol),
+                                 "richardson"))
+    return rows
+
+
+def _audit_denoising(X, rtol):
+    """DenoisingAutoencoder: each noise type, tied and untied, on a fixed corrupted array."""
+    from .models import DenoisingAutoencoder
+    rows = []
+    configs = [("masking", 0.3, (4,), "sigmoid", "sigmoid", "bce"),
+               ("gaussian", 0.2, (6, 3), "tanh", "identity", "mse"),
+               ("salt_pepper", 0.3, (6, 3), "softplus", "sigmoid", "bce")]
+    for i, (noise, level, layers, act, out, loss) in enumerate(configs):
+        for tied in (True, False):
+            model = DenoisingAutoencoder(layers=layers, noise=noise, noise_level=level,
+                                         activation=act, output_activation=out, loss=loss,
+                                         tied=tied, dtype=np.float64,
+                                         random_state=0).initialize(X.shape[1])
+            corrupted = model.corrupt(X, random_state=10 + i)
+            tag = "tied" if tied else "untied"
+            res = check_model_with_noise(model, X, {"corrupted": corrupted}, rtol=rtol)
+            rows.append(_row(f"model DenoisingAutoencoder({noise} {level:g}, {layers}, "
+                             f"{act}->{out}, {loss}, {tag}, corrupted fixed)", res,
+                             "richardson"))
+    return rows
+
+
+def _audit_variational(X, rtol):
+    """VariationalAutoencoder (when the library has it): each decoder, eps fixed."""
+    from . import models
+    VAE = getattr(models, "VariationalAutoencoder", None)
+    if VAE is None:
+        return []
+    rows = []
+    n_latent = 3
+    eps = np.random.default_rng(20).standard_normal((X.shape[0], n_latent))
+    configs = [("bernoulli", (5,), "relu"), ("bernoulli", (5,), "tanh"),
+               ("gaussian", (6, 4), "softplus")]
+    for decoder, layers, act in configs:
+        model = VAE(layers=layers, n_latent=n_latent, activation=act, decoder=decoder,
+                    dtype=np.float64, random_state=0).initialize(X.shape[1])
+        res = check_model_with_noise(model, X, {"eps": eps}, rtol=rtol)
+        rows.append(_row(f"model VariationalAutoencoder({decoder}, {layers}, {act}, "
+                         f"n_latent={n_latent}, eps fixed)", res, "richardson"))
     return rows
 
 

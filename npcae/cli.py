@@ -123,6 +123,21 @@ _positive_float = _float_type(0.0, strict=True, requirement="a finite number gre
 _non_negative_float = _float_type(0.0, strict=False, requirement="a finite number >= 0")
 
 
+def _open_unit_float(text):
+    """A number strictly between 0 and 1 (``--rho``)."""
+    requirement = "a number strictly between 0 and 1, e.g. 0.05"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {requirement}; got {text!r}") from None
+    if not (0.0 < value < 1.0):                   # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}")
+    return value
+
+
+_open_unit_float.__name__ = "float"
+
+
 # --------------------------------------------------------------------------- output folder
 def _prepare_out(out):
     """Check ``--out`` before any work; return the folders this run would create, deepest first.
@@ -171,24 +186,91 @@ def _load_data(name, n_train, n_test, random_state, data_dir, download):
     return data
 
 
+# options that belong to one kind of model: option -> (args attribute, models, default)
+_MODEL_OPTIONS = {
+    "--sparsity": ("sparsity", ("sae",), "kl"),
+    "--beta": ("beta", ("sae",), 3.0),
+    "--rho": ("rho", ("sae",), 0.05),
+    "--noise": ("noise", ("dae",), "masking"),
+    "--noise-level": ("noise_level", ("dae",), 0.25),
+    "--n-latent": ("n_latent", ("vae",), 20),
+    "--decoder": ("decoder", ("vae",), "bernoulli"),
+    "--tied": ("tied", ("ae", "sae", "dae"), False),
+    "--untied": ("untied", ("cae",), False),
+    "--lam": ("lam", ("cae",), None),          # default: the command's (args.lam_default)
+}
+
+
+def _check_model_options(args):
+    """Cross-option checks argparse cannot do alone; returns ``(option, message)`` or None.
+
+    An option of another model is refused rather than silently ignored, and
+    ``--noise-level`` is a probability (at most 1) except for Gaussian noise.
+    Unset model options then get their defaults.
+    """
+    for option, (dest, models, _) in _MODEL_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value not in (None, False) and args.model not in models:
+            used = "--model " + (models[0] if len(models) == 1 else
+                                 ", ".join(models[:-1]) + " or " + models[-1])
+            hint = (" (the CAE is tied by default; --untied unties it)"
+                    if (option, args.model) == ("--tied", "cae") else "")
+            return option, (f"applies to {used} only, not --model {args.model}; drop it or "
+                            f"choose {used}{hint}")
+    if args.model == "vae" and args.loss is not None:
+        return "--loss", ("--model vae sets its reconstruction loss with --decoder "
+                          "(bernoulli: cross-entropy; gaussian: squared error); drop --loss")
+    for option, (dest, _, default) in _MODEL_OPTIONS.items():
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, args.lam_default if dest == "lam" else default)
+    if args.model == "dae" and args.noise != "gaussian" and args.noise_level > 1:
+        return "--noise-level", (f"with --noise {args.noise} it is the probability that a "
+                                 f"pixel is corrupted, so it must lie in [0, 1]; got "
+                                 f"{args.noise_level:g} (only --noise gaussian takes a "
+                                 f"standard deviation above 1)")
+    return None
+
+
+def _loss_label(args):
+    if args.model == "vae":
+        return f"{args.decoder} negative log-likelihood"
+    return args.loss or "bce"
+
+
 def _build_model(args):
-    from .models import Autoencoder, ContractiveAutoencoder
+    from . import models
     from .optim import Adam
-    out_act = "sigmoid" if args.loss == "bce" else "identity"
-    common = dict(output_activation=out_act, loss=args.loss, optimizer=Adam(lr=args.lr),
-                  batch_size=args.batch_size, epochs=args.epochs,
+    loss = args.loss or "bce"
+    activation = args.activation if args.activation is not None else (
+        "relu" if args.model == "vae" else "sigmoid")
+    common = dict(optimizer=Adam(lr=args.lr), batch_size=args.batch_size, epochs=args.epochs,
                   random_state=args.random_state, verbose=0 if args.quiet else 1)
+    layers = args.layers if args.layers is not None else (args.hidden,)
+    if args.model == "vae":
+        VAE = getattr(models, "VariationalAutoencoder", None)
+        if VAE is None:
+            raise _CommandError("--model vae: this version of npcae has no "
+                                "VariationalAutoencoder yet; choose cae, ae, sae or dae.")
+        return VAE(layers=layers, n_latent=args.n_latent, activation=activation,
+                   decoder=args.decoder, **common)
+    common.update(output_activation="sigmoid" if loss == "bce" else "identity", loss=loss)
     if args.model == "ae":
-        layers = args.layers if args.layers is not None else (args.hidden,)
-        return Autoencoder(layers=layers, activation=args.activation, tied=bool(args.tied),
-                           **common)
+        return models.Autoencoder(layers=layers, activation=activation, tied=bool(args.tied),
+                                  **common)
+    if args.model == "sae":
+        return models.SparseAutoencoder(layers=layers, sparsity=args.sparsity, beta=args.beta,
+                                        rho=args.rho, activation=activation,
+                                        tied=bool(args.tied), **common)
+    if args.model == "dae":
+        return models.DenoisingAutoencoder(layers=layers, noise=args.noise,
+                                           noise_level=args.noise_level, activation=activation,
+                                           tied=bool(args.tied), **common)
     if args.layers is not None and len(args.layers) != 1:
         raise _CommandError(f"--model cae has one hidden layer; got --layers "
                             f"{','.join(map(str, args.layers))}. Use --hidden N, or --model ae "
                             f"for a deep autoencoder.")
-    n_hidden = args.layers[0] if args.layers is not None else args.hidden
-    return ContractiveAutoencoder(n_hidden=n_hidden, lam=args.lam, activation=args.activation,
-                                  tied=not args.untied, **common)
+    return models.ContractiveAutoencoder(n_hidden=layers[0], lam=args.lam,
+                                         activation=activation, tied=not args.untied, **common)
 
 
 def _activation_spec(text):
@@ -266,29 +348,77 @@ def _save_after_interrupt(command, model, out, exc):
     return code
 
 
-def _evaluate(model, X_test, n_analysis):
-    """Numbers that describe a trained model (CAE or deep autoencoder) on held-out data."""
+def _has_jacobian(model):
+    """Whether the model offers the encoder Jacobian ``jacobian(X) -> (n, k, d)``."""
+    return callable(getattr(model, "jacobian", None))
+
+
+def _psnr(mse):
+    """Peak signal-to-noise ratio in dB of images in [0, 1]: ``10 log10(1 / MSE)``."""
+    return float("inf") if mse <= 0 else float(10.0 * np.log10(1.0 / mse))
+
+
+def _evaluate(model, X_test, n_analysis, random_state=0):
+    """Numbers that describe a trained model (any npcae model) on held-out data.
+
+    Returns ``(summary, svals)``; ``svals`` (the encoder Jacobian's singular values) is
+    None for a model without ``jacobian``, and the Jacobian numbers are then left out.
+    """
     from .analysis import jacobian_spectrum, summarize_spectrum
     terms = model.loss_terms(X_test)
     R = model.reconstruct(X_test)
     d = X_test.shape[1]
-    svals = jacobian_spectrum(model, X_test[:n_analysis])
-    spec = summarize_spectrum(svals)
-    norms = model.jacobian_norm(X_test)
-    return {
-        "test_reconstruction_per_sample": terms["reconstruction"],
-        "test_reconstruction_per_pixel": terms["reconstruction"] / d,
+    summary = {
+        "model": type(model).__name__,
+        "test_terms": {k: float(v) for k, v in terms.items()},
+        "test_reconstruction_per_sample": float(terms["reconstruction"]),
+        "test_reconstruction_per_pixel": float(terms["reconstruction"]) / d,
         "test_mse_per_pixel": float(np.mean((R - X_test) ** 2)),
-        "test_contractive_mean_sq_frobenius": float(np.mean(norms ** 2)),
-        "test_jacobian_frobenius_mean": float(norms.mean()),
-        "fraction_singular_values_below_1": float(np.mean(svals < 1.0)),
-        "mean_top5_singular_values": [float(v) for v in svals[:, :5].mean(axis=0)],
-        "effective_rank": spec["effective_rank"],
-    }, svals
+    }
+    svals = None
+    if _has_jacobian(model):
+        try:
+            svals = jacobian_spectrum(model, X_test[:n_analysis])
+        except NotImplementedError:
+            svals = None
+    if svals is not None:
+        spec = summarize_spectrum(svals)
+        if callable(getattr(model, "jacobian_norm", None)):
+            norms = model.jacobian_norm(X_test)
+        else:                                   # ||J||_F^2 = sum of squared singular values
+            norms = np.sqrt(np.sum(svals.astype(np.float64) ** 2, axis=1))
+        summary.update({
+            "test_contractive_mean_sq_frobenius": float(np.mean(norms ** 2)),
+            "test_jacobian_frobenius_mean": float(norms.mean()),
+            "fraction_singular_values_below_1": float(np.mean(svals < 1.0)),
+            "mean_top5_singular_values": [float(v) for v in svals[:, :5].mean(axis=0)],
+            "effective_rank": spec["effective_rank"],
+        })
+    else:
+        summary["jacobian"] = (f"skipped: {type(model).__name__} has no encoder Jacobian "
+                               f"(no jacobian(X) method)")
+    if "mean_activation" in terms:              # sparse: mean code activation over X_test
+        summary["test_mean_activation"] = float(terms["mean_activation"])
+    if callable(getattr(model, "corrupt", None)):
+        # denoising: corrupt the test images once (seeded), then compare with the clean ones
+        noisy = model.corrupt(X_test, random_state=random_state)
+        mse_noisy = float(np.mean((noisy - X_test) ** 2))
+        mse_denoised = float(np.mean((model.reconstruct(noisy) - X_test) ** 2))
+        summary.update({"test_noisy_mse_per_pixel": mse_noisy,
+                        "test_denoised_mse_per_pixel": mse_denoised,
+                        "test_psnr_noisy_db": _psnr(mse_noisy),
+                        "test_psnr_denoised_db": _psnr(mse_denoised)})
+    if type(model).__name__ == "VariationalAutoencoder":
+        summary["test_elbo_per_image"] = float(np.mean(model.score_samples(X_test)))
+    return summary, svals
 
 
 def _figures(model, X_test, svals, out, n_analysis):
-    """Write the teaching figures; returns the list of files, or [] without matplotlib."""
+    """Write the teaching figures; returns the list of files, or [] without matplotlib.
+
+    The spectrum and tangent figures need the encoder Jacobian; for a model without
+    one (``svals`` is None) they are skipped, and the run says so.
+    """
     try:
         from . import plotting
     except ImportError:
@@ -302,21 +432,32 @@ def _figures(model, X_test, svals, out, n_analysis):
     files = []
     side = int(round(np.sqrt(X_test.shape[1])))
     shape = (side, side) if side * side == X_test.shape[1] else None
+    if svals is None:
+        print(f"{type(model).__name__} has no encoder Jacobian: skipping the spectrum and "
+              f"tangent figures.")
     if shape is not None:
         plotting.plot_reconstructions(X_test[:10], model.reconstruct(X_test[:10]),
                                       image_shape=shape, path=out / "reconstructions.png")
-        plotting.plot_filters(model.params.get("W", model.params.get("encoder.0.W")),
-                              image_shape=shape, n=64,
-                              path=out / "filters.png")
-        idx = np.arange(min(4, len(X_test)))
-        tangents, tsv = tangent_directions(model, X_test[idx], n_directions=5)
-        plotting.plot_tangents(X_test[idx], tangents, tsv, image_shape=shape, n_points=len(idx),
-                               path=out / "tangents.png")
-        files += ["reconstructions.png", "filters.png", "tangents.png"]
-    plotting.plot_spectrum(svals, path=out / "spectrum.png",
-                           title=f"Encoder Jacobian singular values ({n_analysis} test points)")
+        files.append("reconstructions.png")
+        W = model.params.get("W", model.params.get("encoder.0.W"))
+        if W is not None and np.ndim(W) == 2 and W.shape[0] == X_test.shape[1]:
+            plotting.plot_filters(W, image_shape=shape, n=64, path=out / "filters.png")
+            files.append("filters.png")
+        if svals is not None:
+            idx = np.arange(min(4, len(X_test)))
+            # at most as many directions as the code has units (a 2-unit code has 2)
+            n_dir = min(5, svals.shape[1])
+            tangents, tsv = tangent_directions(model, X_test[idx], n_directions=n_dir)
+            plotting.plot_tangents(X_test[idx], tangents, tsv, image_shape=shape,
+                                   n_points=len(idx), path=out / "tangents.png")
+            files.append("tangents.png")
+    if svals is not None:
+        plotting.plot_spectrum(svals, path=out / "spectrum.png",
+                               title=f"Encoder Jacobian singular values ({n_analysis} test "
+                                     f"points)")
+        files.append("spectrum.png")
     plotting.plot_history(model.history_, path=out / "history.png")
-    return files + ["spectrum.png", "history.png"]
+    return files + ["history.png"]
 
 
 def _train_and_report(args, header):
@@ -350,7 +491,7 @@ def _train(args, out, header):
         train_s = time.perf_counter() - t0
         # the trained model is saved before anything else can fail
         _save_model(model, out)
-        summary, svals = _evaluate(model, X_test, args.n_analysis)
+        summary, svals = _evaluate(model, X_test, args.n_analysis, args.random_state)
         summary.update({"data": desc, "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]),
                         "train_seconds": train_s, "hyperparameters": {
                             k: (v if isinstance(v, (int, float, str, bool, type(None)))
@@ -361,13 +502,26 @@ def _train(args, out, header):
     except KeyboardInterrupt as exc:
         return _save_after_interrupt(args.command, model, out, exc)
     print(f"\ntrained in {train_s:.1f} s")
-    print(f"test reconstruction loss ({args.loss}): {summary['test_reconstruction_per_sample']:.3f} "
-          f"per image, {summary['test_reconstruction_per_pixel']:.4f} per pixel; "
+    print(f"test reconstruction loss ({_loss_label(args)}): "
+          f"{summary['test_reconstruction_per_sample']:.3f} per image, "
+          f"{summary['test_reconstruction_per_pixel']:.4f} per pixel; "
           f"MSE per pixel {summary['test_mse_per_pixel']:.4f}")
-    print(f"mean ||J_f(x)||_F on test points: {summary['test_jacobian_frobenius_mean']:.3f}; "
-          f"{100 * summary['fraction_singular_values_below_1']:.1f}% of the Jacobian's "
-          f"singular values are < 1; the top five average "
-          + ", ".join(f"{v:.2f}" for v in summary["mean_top5_singular_values"]))
+    if "test_jacobian_frobenius_mean" in summary:
+        print(f"mean ||J_f(x)||_F on test points: {summary['test_jacobian_frobenius_mean']:.3f}; "
+              f"{100 * summary['fraction_singular_values_below_1']:.1f}% of the Jacobian's "
+              f"singular values are < 1; the top five average "
+              + ", ".join(f"{v:.2f}" for v in summary["mean_top5_singular_values"]))
+    if "test_mean_activation" in summary:
+        print(f"mean code activation on test points: {summary['test_mean_activation']:.4f}"
+              + (f" (target rho {args.rho:g})" if args.sparsity == "kl" else ""))
+    if "test_psnr_denoised_db" in summary:
+        print(f"denoising ({args.noise}, level {args.noise_level:g}) on test points: PSNR "
+              f"noisy {summary['test_psnr_noisy_db']:.2f} dB -> denoised "
+              f"{summary['test_psnr_denoised_db']:.2f} dB (MSE per pixel "
+              f"{summary['test_noisy_mse_per_pixel']:.4f} -> "
+              f"{summary['test_denoised_mse_per_pixel']:.4f})")
+    if "test_elbo_per_image" in summary:
+        print(f"test ELBO per image: {summary['test_elbo_per_image']:.3f} nats")
     print(f"\nwrote to {out}/: model.npz, history.json, summary.json"
           + ("".join(f", {f}" for f in files)))
     return 0
@@ -428,27 +582,56 @@ def _add_random_state(p):
 
 
 def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
-    p.add_argument("--model", default="cae", choices=["cae", "ae"],
-                   help="cae: contractive autoencoder (one hidden layer); ae: deep autoencoder "
-                        "(--layers) (default: cae)")
+    p.add_argument("--model", default="cae", choices=["cae", "ae", "sae", "dae", "vae"],
+                   help="cae: contractive autoencoder (one hidden layer); ae: deep autoencoder; "
+                        "sae: sparse autoencoder; dae: denoising autoencoder; vae: variational "
+                        "autoencoder (ae/sae/dae/vae take --layers) (default: cae)")
     p.add_argument("--layers", type=_widths, default=None, metavar="W1,W2,...",
-                   help="encoder widths for --model ae, the last is the code size, e.g. "
-                        "256,128,100; the decoder mirrors them (default: --hidden)")
-    p.add_argument("--tied", action="store_true",
-                   help="--model ae: decoder layers use the encoder's weights transposed")
+                   help="encoder widths for --model ae/sae/dae, the last is the code size, e.g. "
+                        "256,128,100 (the decoder mirrors them); for --model vae the hidden "
+                        "widths before the latent layer (default: --hidden)")
+    p.add_argument("--tied", action="store_true", default=None,
+                   help="--model ae/sae/dae: decoder layers use the encoder's weights "
+                        "transposed")
+    sparse = p.add_argument_group("sparse autoencoder (--model sae)")
+    sparse.add_argument("--sparsity", default=None, choices=["kl", "l1"],
+                        help="kl: beta * sum_j KL(rho || batch-mean activation of unit j) "
+                             "(sigmoid code); l1: beta * mean over samples of sum_j |h_j| "
+                             "(default: kl)")
+    sparse.add_argument("--beta", type=_non_negative_float, default=None,
+                        help="weight of the sparsity penalty, >= 0 (default: 3.0)")
+    sparse.add_argument("--rho", type=_open_unit_float, default=None,
+                        help="target mean activation for --sparsity kl, in (0, 1) "
+                             "(default: 0.05)")
+    denoising = p.add_argument_group("denoising autoencoder (--model dae)")
+    denoising.add_argument("--noise", default=None,
+                           choices=["masking", "gaussian", "salt_pepper"],
+                           help="corruption of the training inputs (default: masking)")
+    denoising.add_argument("--noise-level", type=_non_negative_float, default=None,
+                           help="masking / salt_pepper: probability that a pixel is corrupted, "
+                                "in [0, 1]; gaussian: standard deviation, >= 0 "
+                                "(default: 0.25)")
+    variational = p.add_argument_group("variational autoencoder (--model vae)")
+    variational.add_argument("--n-latent", type=_positive_int, default=None,
+                             help="latent dimensions, 1 or more (default: 20)")
+    variational.add_argument("--decoder", default=None, choices=["bernoulli", "gaussian"],
+                             help="bernoulli (cross-entropy) or gaussian with unit variance "
+                                  "(squared error) (default: bernoulli)")
     p.add_argument("--data", default=data, choices=["auto", "mnist", "fashion_mnist", "digits"],
                    help=f"dataset (default: {data}); 'auto' = MNIST if found, else digits")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files")
     p.add_argument("--hidden", type=_positive_int, default=hidden,
                    help=f"hidden units (default {hidden})")
-    p.add_argument("--lam", type=_non_negative_float, default=lam,
-                   help=f"contractive penalty weight, >= 0 (default {lam})")
-    p.add_argument("--activation", type=_activation_spec, default="sigmoid",
+    p.add_argument("--lam", type=_non_negative_float, default=None,
+                   help=f"--model cae: contractive penalty weight, >= 0 (default {lam})")
+    p.set_defaults(lam_default=lam)
+    p.add_argument("--activation", type=_activation_spec, default=None,
                    help="hidden activation: sigmoid, tanh, relu, softplus, leaky_relu:SLOPE "
-                        "(e.g. leaky_relu:0.2)")
-    p.add_argument("--loss", default="bce", choices=["bce", "mse"],
-                   help="bce (sigmoid decoder) or mse (linear decoder)")
-    p.add_argument("--untied", action="store_true",
+                        "(e.g. leaky_relu:0.2) (default: relu for --model vae, else sigmoid)")
+    p.add_argument("--loss", default=None, choices=["bce", "mse"],
+                   help="bce (sigmoid decoder) or mse (linear decoder) (default: bce; "
+                        "--model vae uses --decoder instead)")
+    p.add_argument("--untied", action="store_true", default=None,
                    help="--model cae: separate decoder weights (the CAE is tied by default)")
     p.add_argument("--epochs", type=_positive_int, default=epochs,
                    help=f"epochs (default {epochs})")
@@ -471,14 +654,14 @@ def build_parser():
     p = sub.add_parser("demo", help="train a CAE on MNIST (or built-in digits) and write figures")
     _add_training_args(p, epochs=20, hidden=64, lam=0.5, n_train=0, data="auto")
     p.add_argument("--out", default="npcae-demo", help="output folder (default: npcae-demo)")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, subparser=p)
 
     p = sub.add_parser("train", help="train a model and save it with its history and figures")
     _add_training_args(p, epochs=10, hidden=64, lam=0.1, n_train=0, data="mnist")
     p.add_argument("--out", required=True, help="output folder (created if needed)")
     p.add_argument("--download", action="store_true",
                    help="download MNIST if it is not found (needs network)")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, subparser=p)
 
     p = sub.add_parser("gradcheck", help="audit every gradient in the library (float64)")
     _add_random_state(p)
@@ -516,6 +699,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if getattr(args, "n_train", None) == 0:
         args.n_train = None
+    if hasattr(args, "model"):
+        problem = _check_model_options(args)
+        if problem is not None:
+            args.subparser.error(f"argument {problem[0]}: {problem[1]}")     # exits 2
     from .datasets import DatasetNotFoundError
     from .io import ModelFileError
     from .training import TrainingDivergedError

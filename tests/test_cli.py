@@ -138,7 +138,7 @@ def test_boundary_values_are_accepted():
                                       "0", "--lr", "1e-9"])
     assert (args.lam, args.n_train, args.n_analysis, args.random_state) == (0.0, 0, 1, 0)
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--out", "o", "--model", "vae"])
+        build_parser().parse_args(["train", "--out", "o", "--model", "no-such-model"])
 
 
 # --------------------------------------------------------------------------- training
@@ -612,3 +612,266 @@ def test_cae_refuses_several_layers(tmp_path, capsys):
     assert code == 2
     assert "one hidden layer" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------- sparse, denoising and variational models
+NEW_MODEL_RUNS = [
+    (["--model", "sae", "--rho", "0.1"], "SparseAutoencoder",
+     {"sparsity": "kl", "rho": 0.1, "beta": 3.0, "layers": (16,), "tied": False}),
+    (["--model", "sae", "--sparsity", "l1", "--beta", "0.5", "--layers", "32,16", "--tied"],
+     "SparseAutoencoder", {"sparsity": "l1", "beta": 0.5, "layers": (32, 16), "tied": True}),
+    (["--model", "dae"], "DenoisingAutoencoder",
+     {"noise": "masking", "noise_level": 0.25, "layers": (16,)}),
+    (["--model", "dae", "--noise", "gaussian", "--noise-level", "1.5", "--layers", "24,12"],
+     "DenoisingAutoencoder", {"noise": "gaussian", "noise_level": 1.5, "layers": (24, 12)}),
+    (["--model", "dae", "--noise", "salt_pepper", "--noise-level", "0.2", "--tied",
+      "--activation", "tanh"], "DenoisingAutoencoder",
+     {"noise": "salt_pepper", "noise_level": 0.2, "tied": True, "activation": "tanh"}),
+    (["--model", "vae"], "VariationalAutoencoder",
+     {"layers": (16,), "n_latent": 20, "decoder": "bernoulli", "activation": "relu"}),
+    (["--model", "vae", "--n-latent", "2", "--decoder", "gaussian", "--layers", "32,16",
+      "--activation", "softplus"], "VariationalAutoencoder",
+     {"layers": (32, 16), "n_latent": 2, "decoder": "gaussian", "activation": "softplus"}),
+]
+NEW_MODEL_SMALL = ["--data", "digits", "--n-train", "400", "--n-test", "100", "--epochs", "1",
+                   "--hidden", "16", "--n-analysis", "10", "--quiet", "--random-state", "3"]
+
+
+@pytest.mark.parametrize("argv,cls,expected", NEW_MODEL_RUNS,
+                         ids=[" ".join(r[0][1:]) for r in NEW_MODEL_RUNS])
+def test_train_save_load_inspect_each_new_model(argv, cls, expected, tmp_path, capsys,
+                                                no_figures):
+    out = tmp_path / "run"
+    assert main(["train", *argv, *NEW_MODEL_SMALL, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    model = npcae.load(out / "model.npz")
+    assert type(model).__name__ == cls
+    params = model.get_params()
+    for key, value in expected.items():
+        assert params[key] == value, (key, params[key])
+    assert params["epochs"] == 1 and params["random_state"] == 3
+    assert model.n_iter_ == 1 and len(model.history_["total"]) == 1
+    assert model.params["encoder.0.W"].shape[0] == 784
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == cls and np.isfinite(summary["test_terms"]["total"])
+    if cls == "SparseAutoencoder":
+        assert 0 < summary["test_mean_activation"] < 1
+        assert "mean code activation on test points" in printed
+    if cls == "DenoisingAutoencoder":
+        assert summary["test_psnr_noisy_db"] == pytest.approx(
+            10 * np.log10(1 / summary["test_noisy_mse_per_pixel"]))
+        assert "PSNR noisy" in printed
+    if cls == "VariationalAutoencoder":
+        assert summary["test_elbo_per_image"] == pytest.approx(-summary["test_terms"]["total"],
+                                                               rel=0.05)
+        assert "test ELBO per image" in printed
+    assert main(["inspect", str(out / "model.npz")]) == 0
+    described = capsys.readouterr().out
+    assert described.startswith(f"{cls} (") and "encoder.0.W: shape (784, " in described
+    assert "trained 1 epochs" in described
+
+
+def test_a_new_model_resumes_from_its_saved_file(tmp_path, capsys, no_figures):
+    """The file `npcae train` writes is a complete training state (warm start is exact)."""
+    out = tmp_path / "run"
+    argv = ["--model", "dae", "--noise", "gaussian", "--noise-level", "0.3"]
+    assert main(["train", *argv, *NEW_MODEL_SMALL, "--out", str(out)]) == 0
+    X, _ = npcae.datasets.make_digits(60, random_state=0)
+    model = npcae.load(out / "model.npz")
+    model.set_params(warm_start=True, epochs=2).fit(X)
+    assert model.n_iter_ == 3
+
+
+def test_vae_figures_and_summary(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--n-latent", "4", *NEW_MODEL_SMALL,
+                 "--out", str(out)]) == 0
+    for name in ("reconstructions.png", "filters.png", "spectrum.png", "tangents.png",
+                 "history.png"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["mean_top5_singular_values"]) == 4      # d mu / d x: n_latent rows
+
+
+def test_a_model_without_a_jacobian_skips_the_spectrum_and_tangents(tmp_path, capsys,
+                                                                      monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.delattr(npcae.VariationalAutoencoder, "jacobian")
+    out = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--n-latent", "4", *NEW_MODEL_SMALL,
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no encoder Jacobian: skipping the spectrum and tangent figures" in printed
+    assert "||J_f(x)||" not in printed
+    assert not (out / "spectrum.png").exists() and not (out / "tangents.png").exists()
+    assert (out / "reconstructions.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["jacobian"].startswith("skipped")
+    assert "fraction_singular_values_below_1" not in summary
+
+
+NEW_MODEL_BAD = [
+    (["--model", "sae", "--rho", "0"], "--rho"), (["--model", "sae", "--rho", "1"], "--rho"),
+    (["--model", "sae", "--rho", "nan"], "--rho"), (["--model", "sae", "--rho", "x"], "--rho"),
+    (["--model", "sae", "--beta", "-1"], "--beta"), (["--model", "sae", "--beta", "inf"], "--beta"),
+    (["--model", "sae", "--sparsity", "l2"], "--sparsity"),
+    (["--model", "dae", "--noise-level", "-0.1"], "--noise-level"),
+    (["--model", "dae", "--noise-level", "nan"], "--noise-level"),
+    (["--model", "dae", "--noise-level", "1.5"], "--noise-level"),      # masking: a probability
+    (["--model", "dae", "--noise", "salt_pepper", "--noise-level", "2"], "--noise-level"),
+    (["--model", "dae", "--noise", "speckle"], "--noise"),
+    (["--model", "vae", "--n-latent", "0"], "--n-latent"),
+    (["--model", "vae", "--n-latent", "1.5"], "--n-latent"),
+    (["--model", "vae", "--decoder", "poisson"], "--decoder"),
+    (["--model", "sae", "--layers", "8,0"], "--layers"),
+    # an option of another model is refused, not ignored
+    (["--model", "dae", "--rho", "0.1"], "--rho"), (["--model", "sae", "--noise", "masking"],
+                                                     "--noise"),
+    (["--model", "ae", "--n-latent", "2"], "--n-latent"), (["--model", "cae", "--decoder",
+                                                            "gaussian"], "--decoder"),
+    (["--model", "vae", "--tied"], "--tied"), (["--model", "vae", "--loss", "mse"], "--loss"),
+    (["--model", "sae", "--untied"], "--untied"), (["--model", "sae", "--lam", "0.1"], "--lam"),
+]
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("argv,option", NEW_MODEL_BAD,
+                         ids=[" ".join(a) for a, _ in NEW_MODEL_BAD])
+def test_new_model_options_are_argparse_errors(command, argv, option, tmp_path, capsys):
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--data", "digits", "--out", str(out), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"npcae {command}: error: argument {option}" in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_new_model_options_take_their_defaults_and_boundaries():
+    parse = build_parser().parse_args
+    args = parse(["train", "--out", "o", "--model", "dae", "--noise", "gaussian",
+                  "--noise-level", "7"])
+    assert cli._check_model_options(args) is None and args.noise_level == 7.0
+    args = parse(["train", "--out", "o", "--model", "dae", "--noise-level", "1"])
+    assert cli._check_model_options(args) is None
+    assert (args.noise, args.noise_level) == ("masking", 1.0)
+    args = parse(["train", "--out", "o", "--model", "sae", "--beta", "0", "--rho", "0.999"])
+    assert cli._check_model_options(args) is None
+    assert (args.sparsity, args.beta, args.rho) == ("kl", 0.0, 0.999)
+    args = parse(["train", "--out", "o", "--model", "vae"])
+    assert cli._check_model_options(args) is None
+    assert (args.n_latent, args.decoder, args.activation) == (20, "bernoulli", None)
+    model = cli._build_model(args)
+    assert model.activation == "relu" and model.layers == (64,)
+    for command, lam in ((["train", "--out", "o"], 0.1), (["demo"], 0.5)):
+        args = parse(command)                           # the CAE's --lam: the command's default
+        assert cli._check_model_options(args) is None and args.lam == lam
+        assert cli._build_model(args).lam == lam
+
+
+# --------------------------------------------------------- gradcheck audit of the new models
+def test_gradcheck_lists_every_new_model_configuration(capsys):
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    for sparsity in ("kl", "l1"):
+        for layers in ("(4,)", "(6, 3)"):
+            for tag in ("tied", "untied"):
+                assert any(line.startswith(f"model SparseAutoencoder({sparsity}, {layers},")
+                           and f", {tag})" in line and line.rstrip().endswith("ok")
+                           for line in out.splitlines()), (sparsity, layers, tag)
+    for noise in ("masking", "gaussian", "salt_pepper"):
+        assert sum(line.startswith(f"model DenoisingAutoencoder({noise} ")
+                   and "corrupted fixed" in line for line in out.splitlines()) == 2, noise
+    for decoder in ("bernoulli", "gaussian"):
+        assert f"model VariationalAutoencoder({decoder}," in out
+
+
+def _scaled_grad(original, key, factor):
+    def loss_and_grad(self, X, **noise):
+        loss, grads = original(self, X, **noise)
+        grads[key] = grads[key] * factor
+        return loss, grads
+    return loss_and_grad
+
+
+@pytest.mark.parametrize("cls,key", [("SparseAutoencoder", "decoder.0.b"),
+                                     ("DenoisingAutoencoder", "encoder.0.W"),
+                                     ("VariationalAutoencoder", "logvar.b")])
+def test_gradcheck_fails_on_a_wrong_gradient_of_a_new_model(cls, key, monkeypatch, capsys):
+    model_cls = getattr(npcae, cls)
+    monkeypatch.setattr(model_cls, "loss_and_grad",
+                        _scaled_grad(model_cls.loss_and_grad, key, 1.0001))
+    assert main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[0].splitlines()          # the audit table, before the reports
+    failed = [line for line in table if line.rstrip().endswith("FAIL")]
+    assert failed and all(line.startswith(f"model {cls}(") for line in failed), failed
+    assert sum(line.startswith(f"model {cls}(") for line in table) == len(failed)
+
+
+def test_gradcheck_uses_the_given_corruption(monkeypatch, capsys):
+    """A backward pass that reads the clean X where the encoder read the corrupted copy
+    (dL/dW1 = X^T G instead of X~^T G) fails the audit: the noise really is held fixed."""
+    from npcae.models.denoising import DenoisingAutoencoder
+    original = DenoisingAutoencoder.loss_and_grad
+
+    def clean_input_gradient(self, X, corrupted=None):
+        loss, grads = original(self, X, corrupted=corrupted)
+        _, clean = original(self, X, corrupted=X)       # the W1 gradient with X as input
+        grads["encoder.0.W"] = clean["encoder.0.W"]
+        return loss, grads
+    monkeypatch.setattr(DenoisingAutoencoder, "loss_and_grad", clean_input_gradient)
+    assert main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL model DenoisingAutoencoder(masking" in out
+
+
+def test_gradcheck_fails_when_exp_logvar_is_used_as_sigma(monkeypatch, capsys):
+    from npcae.models.vae import VariationalAutoencoder
+
+    def sigma_bug(LV, out=None):
+        return np.exp(LV, out=out)                      # exp(logvar) is the variance
+    monkeypatch.setattr(VariationalAutoencoder, "_sigma", staticmethod(sigma_bug))
+    assert main(["gradcheck"]) == 1
+    assert "FAIL model VariationalAutoencoder(" in capsys.readouterr().out
+
+
+# ------------------------------------------------ demos of the sparse, denoising and VAE models
+NEW_DEMOS = [
+    ("denoising.py", ["masking ", "gaussian ", "salt_pepper ", "PSNR = 10 log10(1 / MSE)"],
+     ["denoising.png", "history_masking.png", "history_gaussian.png",
+      "history_salt_pepper.png"]),
+    ("sparse_codes.py", ["sparse (KL, rho = 0.05)  mean activation", "target rho 0.05"],
+     ["mean_activation.png", "filters.png", "code_histogram.png", "history.png"]),
+    ("vae_generation.py", ["n_latent 20: test ELBO per image", "n_latent  2: test ELBO per image",
+                           "mean pixel intensity: prior samples"],
+     ["prior_samples.png", "latent_manifold.png", "latent_means.png", "interpolations.png",
+      "history.png"]),
+]
+
+
+@pytest.mark.parametrize("script,lines,figures", NEW_DEMOS, ids=[d[0] for d in NEW_DEMOS])
+def test_new_model_demos_print_their_numbers_and_write_figures(script, lines, figures,
+                                                               tmp_path):
+    pytest.importorskip("matplotlib")
+    from conftest import REPO
+    out = tmp_path / "out"
+    env = {**os.environ, "NPCAE_DATA_DIR": str(tmp_path / "no-mnist")}    # built-in digits
+    done = subprocess.run([sys.executable, str(REPO / "demos" / script), "--out", str(out),
+                           "--epochs", "1", "--n-train", "300", "--random-state", "1"],
+                          cwd=REPO / "demos", capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert "built-in procedural digits" in done.stdout
+    for line in lines:
+        assert line in done.stdout, (line, done.stdout)
+    assert "nan" not in done.stdout.lower(), done.stdout
+    for name in figures:
+        assert (out / name).stat().st_size > 0, name
+    if script == "denoising.py":
+        # every noise row: PSNR noisy and denoised, both finite numbers in dB
+        rows = [line.split() for line in done.stdout.splitlines()
+                if line.split()[:1] in (["masking"], ["gaussian"], ["salt_pepper"])]
+        assert len(rows) == 3 and all(row[3] == "dB" and row[5] == "dB" for row in rows), rows
