@@ -5,7 +5,6 @@ the CAE stands in for them.
 """
 import copy
 import tracemalloc
-import warnings
 
 import numpy as np
 import pytest

@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 
-import npcae
 from npcae import ContractiveAutoencoder, NotFittedError
 
 sklearn = pytest.importorskip("sklearn")

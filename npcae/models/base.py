@@ -280,7 +280,7 @@ class BaseAutoencoder:
             if name == "X":
                 self._check_feature_names(names)
         if unit and check_range:
-            check_in_unit_interval(arr, name, why=f"loss={self.loss!r}")
+            check_in_unit_interval(arr, name, why=self._unit_interval_reason())
         return arr
 
     def _check_feature_names(self, names):
@@ -301,6 +301,10 @@ class BaseAutoencoder:
 
     def _requires_unit_interval(self):
         return False
+
+    def _unit_interval_reason(self):
+        """Why X must lie in [0, 1], for the error message (the loss that needs it)."""
+        return f"loss={self.loss!r}"
 
     def _batch_buffer(self, ws, n, d, dtype):
         """Array the training loop gathers each minibatch into (models may place it
@@ -488,7 +492,7 @@ class BaseAutoencoder:
                                uint8="error" if self._requires_unit_interval() else "warn")
         check_n_features(X_val, n_features, "validation_data", owner=type(self).__name__)
         if self._requires_unit_interval():
-            check_in_unit_interval(X_val, "validation_data", why=f"loss={self.loss!r}")
+            check_in_unit_interval(X_val, "validation_data", why=self._unit_interval_reason())
         return X_val
 
     def _start_training_state(self, n_features):

@@ -43,8 +43,7 @@ import math
 
 import numpy as np
 
-from .._validation import (as_float_array, check_bool, check_in_unit_interval,
-                           check_n_features, check_positive_int, check_random_state)
+from .._validation import check_bool, check_positive_int, check_random_state
 from ..activations import get_activation, sigmoid
 from ..layers import Activation, Dense, Sequential, init_layer_params
 from ..losses import bce_with_logits_into
@@ -534,29 +533,9 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _requires_unit_interval(self):
         return self.decoder == "bernoulli"
 
-    def _check_unit_interval(self, arr, name):
-        check_in_unit_interval(arr, name, why="decoder='bernoulli' (binary cross-entropy "
-                                              "targets; scale images with X / 255, or use "
-                                              "decoder='gaussian' for real-valued data)")
-
-    def _validate_X(self, X, name="X", *, check_range=False, **kwargs):
-        arr = super()._validate_X(X, name, check_range=False, **kwargs)
-        if check_range and self._requires_unit_interval():
-            self._check_unit_interval(arr, name)
-        return arr
-
-    def _validate_validation_data(self, validation_data, n_features):
-        if validation_data is None:
-            return None
-        if isinstance(validation_data, tuple):
-            validation_data = validation_data[0]
-        unit = self._requires_unit_interval()
-        X_val = as_float_array(validation_data, "validation_data", ndim=2, dtype=self.dtype_,
-                               convert_numeric=True, uint8="error" if unit else "warn")
-        check_n_features(X_val, n_features, "validation_data", owner=type(self).__name__)
-        if unit:
-            self._check_unit_interval(X_val, "validation_data")
-        return X_val
+    def _unit_interval_reason(self):
+        return ("decoder='bernoulli' (binary cross-entropy targets; scale images with X / 255, "
+                "or use decoder='gaussian' for real-valued data)")
 
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
