@@ -10,6 +10,20 @@ The two source-text networks of ``shared/bench/peers_torch_family.py`` (``--conf
                 layer and the code, sigmoid output, mse_loss (mean over all elements),
                 PyTorch's nn.Linear init (as the peer), Adam lr 1e-3, batch 128.
 
+and three of issue 10 (each exactly as the peer's docstring defines it):
+
+  denoising     DenoisingAutoencoder: 784-500 sigmoid encoder, tied decoder (W^T), sigmoid
+                output, masking noise 0.25 (fresh per step, from the training generator), BCE of
+                the clean input summed over pixels, mean over the batch; Adam 1e-3, batch 100.
+  sparse_kl     SparseAutoencoder: 784-196 sigmoid, untied 196-784 sigmoid decoder, MSE summed
+                over pixels (mean over the batch) + 3 * sum_j KL(0.05 || rho_hat_j), rho_hat
+                the batch mean; Adam 1e-3, batch 256.
+  vae           VariationalAutoencoder: 784-400 relu -> (mu, logvar) 20 each, 20-400 relu ->
+                784 Bernoulli logits, negative ELBO per sample (BCE-with-logits summed + the
+                analytic KL), mean over the batch; Adam 1e-3, batch 128.
+
+All use PyTorch's nn.Linear init (init="torch_linear").
+
 Data: 60,000 x 784 float32 from the peers' recipe with the same seed, 2 BLAS threads. npcae
 keeps the last partial batch (the peer drops it), so compare samples per second.
 
@@ -52,6 +66,25 @@ CONFIGS = {
                        kwargs=dict(activation={"name": "leaky_relu", "alpha": 0.2},
                                    output_activation="sigmoid", loss="mse", reduction="mean",
                                    loss_weight=1.0, init="torch_linear")),
+    # issue 10: "model" names the npcae class (default Autoencoder); "floor" lists the Dense
+    # layers for --floor when they are not the mirrored untied stack of "layers"
+    "denoising": dict(model="DenoisingAutoencoder", layers=(500,), batch=100, lr=1e-3,
+                      kwargs=dict(noise="masking", noise_level=0.25, tied=True,
+                                  activation="sigmoid", output_activation="sigmoid",
+                                  loss="bce", init="torch_linear"),
+                      # the decoder is TiedDense: y = x W^T with the encoder's W (784, 500)
+                      floor=[(784, 500, "dense"), (500, 784, "tied")]),
+    "sparse_kl": dict(model="SparseAutoencoder", layers=(196,), batch=256, lr=1e-3,
+                      kwargs=dict(sparsity="kl", beta=3.0, rho=0.05, activation="sigmoid",
+                                  output_activation="sigmoid", loss="mse",
+                                  init="torch_linear")),
+    "vae": dict(model="VariationalAutoencoder", layers=(400,), batch=128, lr=1e-3,
+                kwargs=dict(n_latent=20, activation="relu", decoder="bernoulli",
+                            init="torch_linear"),
+                # encoder 784-400, the two heads mu and logvar 400-20 (separate Dense
+                # layers, as in the peer), decoder 20-400 and 400-784
+                floor=[(784, 400, "dense"), (400, 20, "dense"), (400, 20, "dense"),
+                       (20, 400, "dense"), (400, 784, "dense")]),
 }
 
 
@@ -59,7 +92,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="deep_sigmoid",
-                    help="deep_sigmoid, deep_leaky, or a comma-separated list (one JSON line each)")
+                    help="one of %s, or a comma-separated list (one JSON line each)"
+                         % ", ".join(CONFIGS))
     ap.add_argument("--epochs", type=int, default=1,
                     help="measured epochs (each a fresh fit(X) with epochs=1, timed by the "
                          "training loop's own epoch timer); median reported. --compare passes "
@@ -115,9 +149,18 @@ def parse_args(argv=None):
 
 def layer_dims(cfg):
     """(n_in, n_out) of every Dense layer: encoder, then the mirrored decoder."""
-    widths = [D] + list(CONFIGS[cfg]["layers"])
+    return [(a, b) for a, b, _ in layer_specs(cfg)]
+
+
+def layer_specs(cfg):
+    """(n_in, n_out, kind) of every Dense layer, kind "dense" (``x @ W``, W (n_in, n_out))
+    or "tied" (``x @ W.T`` with the encoder's W (n_out, n_in))."""
+    c = CONFIGS[cfg]
+    if "floor" in c:
+        return [tuple(x) for x in c["floor"]]
+    widths = [D] + list(c["layers"])
     widths = widths + widths[-2::-1]
-    return list(zip(widths[:-1], widths[1:]))
+    return [(a, b, "dense") for a, b in zip(widths[:-1], widths[1:])]
 
 
 def steps(n, batch, drop_last):
@@ -134,11 +177,13 @@ def run_single(args, cfg, X):
 
     c = CONFIGS[cfg]
 
+    cls = getattr(npcae, c.get("model", "Autoencoder"))
+
     def mk():
-        return npcae.Autoencoder(layers=c["layers"], optimizer=Adam(lr=c["lr"]),
-                                 batch_size=c["batch"], epochs=1, shuffle=True,
-                                 drop_last=args.drop_last, random_state=args.random_state,
-                                 dtype=np.float32, verbose=0, **c["kwargs"])
+        return cls(layers=c["layers"], optimizer=Adam(lr=c["lr"]),
+                   batch_size=c["batch"], epochs=1, shuffle=True,
+                   drop_last=args.drop_last, random_state=args.random_state,
+                   dtype=np.float32, verbose=0, **c["kwargs"])
 
     if args.warmup:
         mk().fit(X[:min(X.shape[0], args.warmup * c["batch"])])
@@ -179,7 +224,7 @@ def run_single(args, cfg, X):
 
     ep = statistics.median(times)
     return {
-        "impl": "npcae", "config": cfg, "epoch_s": round(ep, 4),
+        "impl": "npcae", "config": cfg, "model": cls.__name__, "epoch_s": round(ep, 4),
         "samples_per_s": round(n_used / ep, 1),
         "threads": args.threads, "dtype": "float32", "batch": c["batch"], "n": n_used,
         "drop_last": args.drop_last, "epochs": args.epochs,
@@ -234,16 +279,27 @@ def _step_matmuls(dims, B, rng, reps):
     """
     import numpy as np
     out = []
-    for i, (a, b) in enumerate(dims):
+    for i, spec in enumerate(dims):
+        a, b, kind = spec if len(spec) == 3 else (*spec, "dense")
         X = rng.random((B, a), dtype=np.float32)
-        W = rng.random((a, b), dtype=np.float32)
         G = rng.random((B, b), dtype=np.float32)
-        Y, dX, dW = (np.empty((B, b), np.float32), np.empty((B, a), np.float32),
-                     np.empty((a, b), np.float32))
-        row = {"layer": i, "shape": [a, b],
-               "fwd X@W": _timeit(lambda: np.matmul(X, W, out=Y), reps),
-               "bwd G@W.T": _timeit(lambda: np.matmul(G, W.T, out=dX), reps),
-               "bwd X.T@G": _timeit(lambda: np.matmul(X.T, G, out=dW), reps)}
+        Y, dX = np.empty((B, b), np.float32), np.empty((B, a), np.float32)
+        if kind == "tied":
+            # TiedDense: the weight is the encoder's W, stored (b, a); forward x @ W.T,
+            # input gradient G @ W, weight gradient G.T @ x (into the (b, a) array)
+            W = rng.random((b, a), dtype=np.float32)
+            dW = np.empty((b, a), np.float32)
+            row = {"layer": i, "shape": [a, b], "kind": "tied",
+                   "fwd X@W": _timeit(lambda: np.matmul(X, W.T, out=Y), reps),
+                   "bwd G@W.T": _timeit(lambda: np.matmul(G, W, out=dX), reps),
+                   "bwd X.T@G": _timeit(lambda: np.matmul(G.T, X, out=dW), reps)}
+        else:
+            W = rng.random((a, b), dtype=np.float32)
+            dW = np.empty((a, b), np.float32)
+            row = {"layer": i, "shape": [a, b],
+                   "fwd X@W": _timeit(lambda: np.matmul(X, W, out=Y), reps),
+                   "bwd G@W.T": _timeit(lambda: np.matmul(G, W.T, out=dX), reps),
+                   "bwd X.T@G": _timeit(lambda: np.matmul(X.T, G, out=dW), reps)}
         out.append(row)
     return out
 
@@ -251,11 +307,12 @@ def _step_matmuls(dims, B, rng, reps):
 def run_floor(args, cfg):
     import numpy as np
     c = CONFIGS[cfg]
-    dims = layer_dims(cfg)
+    specs = layer_specs(cfg)
+    dims = [(a, b) for a, b, _ in specs]
     rng = np.random.default_rng(0)
     sizes = steps(args.n, c["batch"], False)
     busy0, cpu0, w0 = cpu_busy_s(), own_cpu_s(), time.perf_counter()
-    per_size = {B: _step_matmuls(dims, B, rng, args.reps) for B in sorted(set(sizes))}
+    per_size = {B: _step_matmuls(specs, B, rng, args.reps) for B in sorted(set(sizes))}
     busy1, cpu1, w1 = cpu_busy_s(), own_cpu_s(), time.perf_counter()
 
     def step_s(rows, with_first_dx=False):
@@ -268,7 +325,8 @@ def run_floor(args, cfg):
     flops = 2 * sum(a * b for a, b in dims) * 3 - 2 * dims[0][0] * dims[0][1]   # per sample
     return {
         "floor": cfg, "batch": c["batch"], "threads": args.threads, "dtype": "float32",
-        "layers": [list(d) for d in dims], "n": args.n, "steps": len(sizes),
+        "layers": [list(d) for d in dims], "kinds": [k for _, _, k in specs],
+        "n": args.n, "steps": len(sizes),
         "matmuls_per_step": 3 * len(dims) - 1,
         "floor_epoch_s": round(floor, 4),                    # all n rows, last partial batch kept
         "floor_samples_per_s": round(args.n / floor, 1),
