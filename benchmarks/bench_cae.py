@@ -334,6 +334,27 @@ def _wait_quiet(max_busy, max_wait):
         time.sleep(4)
 
 
+def summarize_rounds(rows, discarded, args, **ident):
+    """The one-line summary of an A/B comparison: medians over the quiet rounds (all rounds
+    when none was quiet), the per-round ratios, and every kept run. ``ident`` names it."""
+    clean = [x for x in rows if not x["noisy"]]
+    use = clean or rows                      # medians over quiet rounds when there are any
+
+    def med(key):
+        return statistics.median(x[key] for x in use)
+    return {**ident, "rounds": args.rounds,
+            "ratio_median": round(med("ratio"), 4),
+            "ratios": [x["ratio"] for x in use],
+            "clean_rounds": len(clean),
+            "npcae_samples_per_s_median": round(med("npcae_samples_per_s"), 1),
+            "torch_samples_per_s_median": round(med("torch_samples_per_s"), 1),
+            "npcae_epoch_s_median": round(med("npcae_epoch_s"), 4),
+            "torch_epoch_s_median": round(med("torch_epoch_s"), 4),
+            "noisy_rounds_kept": len(rows) - len(clean),
+            "rounds_discarded_as_noisy": len(discarded),
+            "threads": args.threads, "epochs_per_run": args.epochs, "runs": rows}
+
+
 def run_compare(args):
     if not os.path.exists(args.peer_script):
         sys.exit("peer script not found: %s (use --peer-script)" % args.peer_script)
@@ -374,22 +395,8 @@ def run_compare(args):
                     rows.append(row)
                     break
                 discarded.append(row)
-        clean = [x for x in rows if not x["noisy"]]
-        use = clean or rows                      # medians over quiet rounds when there are any
-        med = lambda k: statistics.median(x[k] for x in use)
-        print(json.dumps({
-            "compare": "npcae/%s" % args.peer_impl, "hidden": H, "rounds": args.rounds,
-            "ratio_median": round(med("ratio"), 4),
-            "ratios": [x["ratio"] for x in use],
-            "clean_rounds": len(clean),
-            "npcae_samples_per_s_median": round(med("npcae_samples_per_s"), 1),
-            "torch_samples_per_s_median": round(med("torch_samples_per_s"), 1),
-            "npcae_epoch_s_median": round(med("npcae_epoch_s"), 4),
-            "torch_epoch_s_median": round(med("torch_epoch_s"), 4),
-            "noisy_rounds_kept": len(rows) - len(clean),
-            "rounds_discarded_as_noisy": len(discarded),
-            "threads": args.threads, "epochs_per_run": args.epochs, "runs": rows,
-        }), flush=True)
+        print(json.dumps(summarize_rounds(rows, discarded, args, compare="npcae/%s" % args.peer_impl,
+                                          hidden=H)), flush=True)
 
 
 def main(argv=None):

@@ -49,7 +49,7 @@ sys.path.insert(0, HERE)
 # Shared measurement helpers (none of them imports numpy at module level, so the thread
 # limits set in main() still apply).
 from bench_cae import (_run_json, _wait_quiet, blas_info, cpu_busy_s, loadavg,  # noqa: E402
-                       make_data, maxrss_mb, minflt, other_busy_frac, own_cpu_s,
+                       summarize_rounds, make_data, maxrss_mb, minflt, other_busy_frac, own_cpu_s,
                        proc_status_mb, reset_hwm)
 
 DEFAULT_PEER = os.path.normpath(os.path.join(REPO, "..", "shared", "bench", "peers_torch_family.py"))
@@ -382,22 +382,8 @@ def run_compare(args):
                     rows.append(row)
                     break
                 discarded.append(row)
-        clean = [x for x in rows if not x["noisy"]]
-        use = clean or rows
-        med = lambda k: statistics.median(x[k] for x in use)   # noqa: E731
-        print(json.dumps({
-            "compare": "npcae/torch", "config": cfg, "rounds": args.rounds,
-            "ratio_median": round(med("ratio"), 4),
-            "ratios": [x["ratio"] for x in use],
-            "clean_rounds": len(clean),
-            "npcae_samples_per_s_median": round(med("npcae_samples_per_s"), 1),
-            "torch_samples_per_s_median": round(med("torch_samples_per_s"), 1),
-            "npcae_epoch_s_median": round(med("npcae_epoch_s"), 4),
-            "torch_epoch_s_median": round(med("torch_epoch_s"), 4),
-            "noisy_rounds_kept": len(rows) - len(clean),
-            "rounds_discarded_as_noisy": len(discarded),
-            "threads": args.threads, "epochs_per_run": args.epochs, "runs": rows,
-        }), flush=True)
+        print(json.dumps(summarize_rounds(rows, discarded, args, compare="npcae/torch",
+                                          config=cfg)), flush=True)
 
 
 def main(argv=None):

@@ -244,3 +244,21 @@ def check_real(value, name, *, low=None, low_open=False, high=None):
         raise ValueError(f"{name} must be a finite number{' ' + rng if rng else ''}; got "
                          f"{value!r}.")
     return value_f
+
+
+def layer_widths(layers):
+    """``layers`` as a tuple of ints (an int is one layer); no checking (see :func:`check_widths`)."""
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, (bool, np.bool_)):
+        layers = (layers,)
+    return tuple(int(w) for w in layers)
+
+
+def check_widths(layers, name="layers", example="(256, 128, 64)"):
+    """Raise unless ``layers`` is an int or a non-empty tuple/list of positive ints."""
+    if isinstance(layers, (int, np.integer)) and not isinstance(layers, (bool, np.bool_)):
+        layers = (layers,)
+    if not isinstance(layers, (tuple, list)) or not layers:
+        raise TypeError(f"{name} must be a non-empty tuple of widths, e.g. {example}; got "
+                        f"{layers!r}.")
+    for i, width in enumerate(layers):
+        check_positive_int(width, f"{name}[{i}]")

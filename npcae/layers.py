@@ -192,6 +192,13 @@ BIAS_INITIALIZERS = {"torch_linear"}
 every other scheme starts the bias at zero."""
 
 
+def check_init(init, allow_auto=True):
+    """Raise ``ValueError`` unless ``init`` names a scheme (or is ``"auto"`` for models)."""
+    if not (allow_auto and init == "auto") and init not in INITIALIZERS:
+        auto = "'auto' or " if allow_auto else ""
+        raise ValueError(f"init must be {auto}one of {sorted(INITIALIZERS)}; got {init!r}.")
+
+
 def init_layer_params(init, n_in, n_out, random_state=None, dtype=np.float64):
     """Draw one affine layer's parameters: ``{"W": (n_in, n_out), "b": (n_out,)}``.
 

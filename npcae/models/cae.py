@@ -155,15 +155,13 @@ class ContractiveAutoencoder(BaseAutoencoder):
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
         from .._validation import check_bool, check_positive_int, check_real
-        from ..layers import INITIALIZERS
+        from ..layers import check_init
         check_positive_int(self.n_hidden, "n_hidden")
         check_real(self.lam, "lam", low=0.0)
         check_bool(self.tied, "tied")
         get_activation(self.activation), get_activation(self.output_activation)
         get_loss(self.loss)
-        if self.init != "auto" and self.init not in INITIALIZERS:
-            raise ValueError(f"init must be 'auto' or one of {sorted(INITIALIZERS)}; got "
-                             f"{self.init!r}.")
+        check_init(self.init)
         if self.loss == "bce" and not isinstance(self._psi, Sigmoid):
             raise ValueError(f"loss='bce' needs output_activation='sigmoid' (got "
                              f"{self.output_activation!r}); for a linear decoder use "

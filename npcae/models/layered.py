@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_widths, layer_widths
 from ..activations import Identity, Sigmoid, get_activation
 from ..layers import Activation, Dense, Sequential, TiedDense, init_layer_params
 from ..losses import bce_with_logits_into, get_loss, per_sample_loss
@@ -54,10 +54,7 @@ class LayeredAutoencoder(BaseAutoencoder):
 
     # -- architecture -------------------------------------------------------------------
     def _encoder_widths(self):
-        layers = self.layers
-        if isinstance(layers, (int, np.integer)):
-            layers = (layers,)
-        return tuple(int(w) for w in layers)
+        return layer_widths(self.layers)
 
     def _n_codes(self):
         return self._encoder_widths()[-1]
@@ -329,15 +326,8 @@ class LayeredAutoencoder(BaseAutoencoder):
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
         from .._validation import check_bool, check_real
-        from ..layers import INITIALIZERS
-        layers = self.layers
-        if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
-            layers = (layers,)
-        if not isinstance(layers, (tuple, list)) or not layers:
-            raise TypeError(f"layers must be a non-empty tuple of widths, e.g. (256, 128, 64) "
-                            f"(the last is the code size); got {self.layers!r}.")
-        for i, width in enumerate(layers):
-            check_positive_int(width, f"layers[{i}]")
+        from ..layers import check_init
+        check_widths(self.layers, "layers", "(256, 128, 64) (the last is the code size)")
         check_bool(self.tied, "tied")
         check_real(self.loss_weight, "loss_weight", low=0.0, low_open=True)
         if self.reduction not in ("sum", "mean"):
@@ -346,9 +336,7 @@ class LayeredAutoencoder(BaseAutoencoder):
                              f"{self.reduction!r}.")
         self._activations()
         get_loss(self.loss)
-        if self.init != "auto" and self.init not in INITIALIZERS:
-            raise ValueError(f"init must be 'auto' or one of {sorted(INITIALIZERS)}; got "
-                             f"{self.init!r}.")
+        check_init(self.init)
         if self.loss == "bce" and not isinstance(self._activations()[1][-1], Sigmoid):
             raise ValueError(f"loss='bce' needs output_activation='sigmoid' (got "
                              f"{self.output_activation!r}); for a linear output use "

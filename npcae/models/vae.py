@@ -43,7 +43,8 @@ import math
 
 import numpy as np
 
-from .._validation import check_bool, check_positive_int, check_random_state
+from .._validation import (check_bool, check_positive_int, check_random_state, check_widths,
+                           layer_widths)
 from ..activations import get_activation, sigmoid
 from ..layers import Activation, Dense, Sequential, init_layer_params
 from ..losses import bce_with_logits_into
@@ -152,10 +153,7 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     # -- architecture -------------------------------------------------------------------
     def _hidden_widths(self):
-        layers = self.layers
-        if isinstance(layers, (int, np.integer)):
-            layers = (layers,)
-        return tuple(int(w) for w in layers)
+        return layer_widths(self.layers)
 
     def _n_codes(self):
         return int(self.n_latent)
@@ -539,24 +537,14 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
-        from ..layers import INITIALIZERS
-        layers = self.layers
-        if isinstance(layers, (int, np.integer)) and not isinstance(layers, bool):
-            layers = (layers,)
-        if not isinstance(layers, (tuple, list)) or not layers:
-            raise TypeError(f"layers must be a non-empty tuple of hidden widths, e.g. (400,) "
-                            f"(the encoder trunk; the decoder mirrors it); got "
-                            f"{self.layers!r}.")
-        for i, width in enumerate(layers):
-            check_positive_int(width, f"layers[{i}]")
+        from ..layers import check_init
+        check_widths(self.layers, "layers", "(400,) (the encoder trunk; the decoder mirrors it)")
         check_positive_int(self.n_latent, "n_latent")
         self._activation()
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be 'bernoulli' (X in [0, 1], binary cross-entropy "
                              f"from the logits) or 'gaussian' (unit variance, linear output); "
                              f"got {self.decoder!r}.")
-        if self.init != "auto" and self.init not in INITIALIZERS:
-            raise ValueError(f"init must be 'auto' or one of {sorted(INITIALIZERS)}; got "
-                             f"{self.init!r}.")
+        check_init(self.init)
         check_bool(self.shuffle, "shuffle")
         check_bool(self.drop_last, "drop_last")
