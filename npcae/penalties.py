@@ -110,3 +110,275 @@ def encoder_jacobian(X, W, b, activation="sigmoid"):
     X = as_float_array(X, "X", ndim=2)
     _, _, _, d1, _ = _encode_with_derivatives(X, W, b, activation)
     return d1[:, :, None] * W.T[None, :, :]
+
+
+# =====================================================================================
+# Deep encoders: the exact whole-encoder penalty, its stochastic estimate, and CAE+H
+# =====================================================================================
+# Notation (docs/derivations.md#deep-contractive-penalty): encoder layers i = 0..L-1,
+#   A_i = H_{i-1} W_i + b_i,  H_i = phi_i(A_i),  D_i = phi_i'(A_i),  E_i = phi_i''(A_i),
+#   J = diag(D_{L-1}) W_{L-1}^T ... diag(D_0) W_0^T  = B W_0^T,   G = W_0^T W_0.
+# Every function below works on the per-layer lists D = [D_0, ...], E = [E_0, ...] (each
+# (n, h_i)) and weights = [W_0, ...]; gradients with respect to the pre-activations come
+# back as lists (they enter ordinary backprop at A_i), and the terms that reach W_i
+# directly (not through A_i) are ADDED into grad_weights[i].
+
+_CHUNK_BYTES = 16 << 20
+
+
+def penalty_chunk_rows(n_codes, widths, itemsize, chunk_size=None):
+    """Rows per chunk: ``chunk_size``, or as many as keep one ``(rows, k, h)`` array under 16 MiB."""
+    if chunk_size is not None:
+        return int(chunk_size)
+    return max(1, _CHUNK_BYTES // (int(n_codes) * max(widths) * int(itemsize)))
+
+
+def encoder_derivatives(X, weights, biases, activations):
+    """Forward pass of a deep encoder keeping ``D_i = phi_i'(A_i)`` and ``E_i = phi_i''(A_i)``.
+
+    Returns ``(H, D, E)``: the layer outputs ``[H_0, ..., H_{L-1}]`` and the two
+    derivative lists, each array ``(n, h_i)``.
+    """
+    H, outputs, D, E = X, [], [], []
+    for W, b, act in zip(weights, biases, activations):
+        act = get_activation(act)
+        A = H @ W + b
+        H = act.value(A)
+        outputs.append(H)
+        D.append(act.derivative(A, H))
+        E.append(act.second_derivative(A, H))
+    return outputs, D, E
+
+
+def code_side_forward(D, weights):
+    r"""``B = diag(D_{L-1}) W_{L-1}^T ... diag(D_1) W_1^T diag(D_0)`` per row, shape ``(n, k, h_0)``.
+
+    Needs ``L >= 2`` (for one layer ``B = diag(D_0)``, which the callers use in
+    closed form). From the code side: ``N_{L-2} = diag(D_{L-1}) W_{L-1}^T``
+    (elementwise, no product), ``M_i = N_i diag(D_i)``, ``N_{i-1} = M_i W_i^T``.
+    Returns ``B = M_0`` and ``cache[i] = (N_i, M_{i+1})`` (``M_{L-1}`` is the
+    diagonal and is not stored) for :func:`code_side_backward`.
+    """
+    L = len(D)
+    N = D[L - 1][:, :, None] * weights[L - 1].T            # N_{L-2} = diag(D_{L-1}) W_{L-1}^T
+    cache = [None] * (L - 1)
+    M = None
+    for i in range(L - 2, -1, -1):
+        if i < L - 2:
+            N = M @ weights[i + 1].T                         # N_i = M_{i+1} W_{i+1}^T  (n, k, h_i)
+        cache[i] = (N, M)                                    # M = M_{i+1} (None at the top)
+        M = N * D[i][:, None, :]                             # M_i = N_i diag(D_i)
+    return M, cache
+
+
+def code_side_backward(B_dot, D, weights, cache, grad_weights=None):
+    r"""Reverse of :func:`code_side_forward`: ``dT/dD_i`` for every layer, from ``dT/dB``.
+
+    ``B_dot`` (``dT/dB``, ``(n, k, h_0)``) is overwritten. The direct gradients
+    ``dT/dW_i`` for ``i >= 1`` (from ``N_{i-1} = M_i W_i^T``) are added into
+    ``grad_weights[i]`` when it is given::
+
+        dT/dD_i     = sum_k (M_dot_i * N_i)            (rows of the code summed out)
+        N_dot_i     = M_dot_i diag(D_i)
+        dT/dW_{i+1} += sum_n N_dot_i^T M_{i+1}          (top: M_{L-1} = diag(D_{L-1}))
+        M_dot_{i+1} = N_dot_i W_{i+1}                   (top: dT/dD_{L-1} = its diagonal)
+
+    See ``docs/derivations.md#deep-contractive-penalty``.
+    """
+    L = len(D)
+    grad_D = [None] * L
+    M_dot = B_dot
+    for i in range(L - 1):
+        N, M_up = cache[i]
+        grad_D[i] = np.einsum("nkh,nkh->nh", M_dot, N)      # dT/dD_i
+        N_dot = np.multiply(M_dot, D[i][:, None, :], out=M_dot)      # dT/dN_i
+        if i + 1 == L - 1:                                   # N_i = diag(D_{L-1}) W_{L-1}^T
+            W_top = weights[L - 1]
+            if grad_weights is not None:
+                grad_weights[L - 1] += np.einsum("nkh,nk->hk", N_dot, D[L - 1])
+            grad_D[L - 1] = np.einsum("nkh,hk->nk", N_dot, W_top)
+        else:                                                # N_i = M_{i+1} W_{i+1}^T
+            if grad_weights is not None:
+                h_lo, h_up = N_dot.shape[2], M_up.shape[2]
+                grad_weights[i + 1] += N_dot.reshape(-1, h_lo).T @ M_up.reshape(-1, h_up)
+            M_dot = N_dot @ weights[i + 1]                   # dT/dM_{i+1}
+    return grad_D
+
+
+def _times_second_derivative(grad_D, E):
+    """``dT/dA_i = dT/dD_i * phi_i''(A_i)``: how the penalty reaches the pre-activations."""
+    return [g * e for g, e in zip(grad_D, E)]
+
+
+def deep_contractive_terms(D, E, weights, scale=1.0, grad_weights=None, chunk_rows=None):
+    r"""Exact ``||J(x_n)||_F^2`` of a deep encoder, and the gradient of ``T = scale * sum_n``.
+
+    Parameters
+    ----------
+    D, E : list of ndarray, each (n, h_i)
+        ``phi_i'(A_i)`` and ``phi_i''(A_i)`` of every layer.
+    weights : list of ndarray, each (h_{i-1}, h_i)
+    scale : float
+        ``T = scale * sum_n ||J(x_n)||_F^2`` (the models pass ``lam / n``).
+    grad_weights : list of ndarray or None
+        If given, the direct ``dT/dW_i`` are ADDED into it and ``dT/dA_i`` is
+        returned.
+    chunk_rows : int or None
+        Rows per chunk (bounds the ``(rows, k, h_0)`` work arrays).
+
+    Returns
+    -------
+    values : ndarray, shape (n,)
+        ``||J(x_n)||_F^2``.
+    grad_A : list of ndarray (n, h_i), or None without ``grad_weights``.
+
+    One layer: ``sum_j D_j^2 s_j`` (the closed form, ``s = diag(G)``). Deeper:
+    ``sum((B G) * B)`` with ``G = W_0^T W_0`` (``h_0 x h_0``), so the
+    ``d``-wide product ``B W_0^T`` is never taken. See
+    ``docs/derivations.md#deep-contractive-penalty``.
+    """
+    n, W0 = D[0].shape[0], weights[0]
+    need_grad = grad_weights is not None
+    if len(D) == 1:
+        s = np.einsum("ij,ij->j", W0, W0)                    # s_j = G_jj
+        D_sq = D[0] * D[0]
+        values = D_sq @ s
+        if not need_grad:
+            return values, None
+        grad_weights[0] += W0 * ((2.0 * scale) * D_sq.sum(axis=0))   # through s
+        return values, [(2.0 * scale) * D[0] * E[0] * s]             # through D_0
+    G = W0.T @ W0                                            # (h_0, h_0)
+    rows = chunk_rows or n
+    values = np.empty(n, dtype=np.result_type(*D))
+    grad_D = [np.empty_like(d) for d in D] if need_grad else None
+    S = np.zeros_like(G) if need_grad else None               # sum_n B_n^T B_n
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        B, cache = code_side_forward([d[start:stop] for d in D], weights)
+        BG = B @ G
+        values[start:stop] = np.einsum("nkh,nkh->n", BG, B)
+        if need_grad:
+            flat = B.reshape(-1, B.shape[2])
+            S += flat.T @ flat
+            BG *= 2.0 * scale                                # dT/dB = 2 scale B G
+            chunk = code_side_backward(BG, [d[start:stop] for d in D], weights, cache,
+                                       grad_weights)
+            for g, c in zip(grad_D, chunk):
+                g[start:stop] = c
+    if need_grad:
+        grad_weights[0] += (2.0 * scale) * (W0 @ S)           # through G = W_0^T W_0
+        return values, _times_second_derivative(grad_D, E)
+    return values, None
+
+
+def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weights=None):
+    r"""Stochastic ``||J(x_n)||_F^2 ~ (1/m) sum_p ||J(x_n) v_p||^2`` with shared projections.
+
+    ``E[v v^T] = I`` makes each ``||J v||^2`` unbiased. The ``m`` vectors
+    ``v_p`` (rows of ``projections``, ``(m, d)``) are shared by every row, so
+    ``U = V W_0`` is one ``(m, d) x (d, h_0)`` product; then forward mode,
+    ``t_0 = U * D_0`` and ``t_i = (t_{i-1} W_i) * D_i``, gives ``t_{L-1} = J v``
+    per row and projection without any ``(k, d)`` Jacobian.
+
+    Returns ``(values (n,), grad_A or None)`` as :func:`deep_contractive_terms`;
+    the gradient is the exact gradient of the estimate for these projections
+    (``docs/derivations.md#stochastic-estimate``).
+    """
+    m = projections.shape[0]
+    U = projections @ weights[0]                             # v_p W_0         (m, h_0)
+    pre = [U[:, None, :]]                                    # s_i: t_i = s_i * D_i
+    t = pre[0] * D[0]                                        # t_0             (m, n, h_0)
+    ts = [t]
+    for i in range(1, len(D)):
+        pre.append(t @ weights[i])                           # s_i = t_{i-1} W_i
+        t = pre[i] * D[i]                                    # t_i             (m, n, h_i)
+        ts.append(t)
+    values = np.einsum("mnk,mnk->n", t, t) / m
+    if grad_weights is None:
+        return values, None
+    L = len(D)
+    grad_D = [None] * L
+    t_dot = (2.0 * scale / m) * t                            # dT/dt_{L-1}
+    for i in range(L - 1, -1, -1):
+        grad_D[i] = np.einsum("mnh,mnh->nh", t_dot, np.broadcast_to(pre[i], t_dot.shape))
+        s_dot = np.multiply(t_dot, D[i], out=t_dot)          # dT/ds_i
+        if i > 0:
+            h_lo, h_up = ts[i - 1].shape[2], s_dot.shape[2]
+            grad_weights[i] += ts[i - 1].reshape(-1, h_lo).T @ s_dot.reshape(-1, h_up)
+            t_dot = s_dot @ weights[i].T                     # dT/dt_{i-1}
+        else:
+            grad_weights[0] += projections.T @ s_dot.sum(axis=1)     # U = V W_0
+    return values, _times_second_derivative(grad_D, E)
+
+
+def curvature_terms(D, E, D_tilde, E_tilde, weights, scale=1.0, grad_weights=None,
+                    chunk_rows=None):
+    r"""CAE+H: ``(1/c) sum_c ||J(x_n) - J(x_n + eps_cn)||_F^2`` and its exact gradient.
+
+    Parameters
+    ----------
+    D, E : list of (n, h_i)
+        Derivatives at the clean rows.
+    D_tilde, E_tilde : list of (c, n, h_i)
+        Derivatives at the ``c`` perturbed copies of every row.
+    weights, scale, grad_weights, chunk_rows
+        As for :func:`deep_contractive_terms`; ``T = scale * sum_n values_n``.
+
+    Returns
+    -------
+    values : ndarray, shape (n,)
+    grad_A, grad_A_tilde : lists of (n, h_i) and (c, n, h_i), or None
+        ``dT/dA_i`` at the clean and at the perturbed forward passes.
+
+    ``J - J~ = (B - B~) W_0^T``, so the Gram form applies to ``Delta = B - B~``;
+    one layer: ``sum_j (D_j - D~_j)^2 s_j``
+    (``docs/derivations.md#higher-order-cae-cae-h``).
+    """
+    c, n, W0 = D_tilde[0].shape[0], D[0].shape[0], weights[0]
+    need_grad = grad_weights is not None
+    per_copy = scale / c                                     # T = scale sum_n (1/c) sum_c ...
+    if len(D) == 1:
+        s = np.einsum("ij,ij->j", W0, W0)
+        delta = D[0][None] - D_tilde[0]                      # (c, n, k)
+        values = np.einsum("cnk,cnk,k->n", delta, delta, s) / c
+        if not need_grad:
+            return values, None, None
+        grad_weights[0] += W0 * ((2.0 * per_copy) * np.einsum("cnk,cnk->k", delta, delta))
+        g = (2.0 * per_copy) * delta * s                     # dT/dD (clean), -dT/dD~
+        return values, [g.sum(axis=0) * E[0]], [-g * E_tilde[0]]
+    G = W0.T @ W0
+    rows = chunk_rows or n
+    values = np.zeros(n, dtype=np.result_type(*D))
+    grad_D = [np.empty_like(d) for d in D] if need_grad else None
+    grad_Dt = [np.empty_like(d) for d in D_tilde] if need_grad else None
+    S = np.zeros_like(G) if need_grad else None
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        D_rows = [d[start:stop] for d in D]
+        B, cache = code_side_forward(D_rows, weights)
+        B_dot = np.zeros_like(B) if need_grad else None
+        for copy in range(c):
+            Dt_rows = [d[copy, start:stop] for d in D_tilde]
+            Bt, cache_t = code_side_forward(Dt_rows, weights)
+            delta = np.subtract(B, Bt, out=Bt)               # B - B~
+            delta_G = delta @ G
+            values[start:stop] += np.einsum("nkh,nkh->n", delta_G, delta) / c
+            if not need_grad:
+                continue
+            flat = delta.reshape(-1, delta.shape[2])
+            S += flat.T @ flat
+            delta_G *= 2.0 * per_copy                        # dT/dDelta
+            B_dot += delta_G                                 # dT/dB  = +dT/dDelta
+            np.negative(delta_G, out=delta_G)                # dT/dB~ = -dT/dDelta
+            chunk = code_side_backward(delta_G, Dt_rows, weights, cache_t, grad_weights)
+            for g, part in zip(grad_Dt, chunk):
+                g[copy, start:stop] = part
+        if need_grad:
+            chunk = code_side_backward(B_dot, D_rows, weights, cache, grad_weights)
+            for g, part in zip(grad_D, chunk):
+                g[start:stop] = part
+    if not need_grad:
+        return values, None, None
+    grad_weights[0] += (2.0 * per_copy) * (W0 @ S)
+    return (values, _times_second_derivative(grad_D, E),
+            _times_second_derivative(grad_Dt, E_tilde))

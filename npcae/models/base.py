@@ -367,7 +367,7 @@ class BaseAutoencoder:
         for start, stop in blocks:
             if stop - start != blocks[0][1]:
                 ws = Workspace()          # the shorter last block (frees the full-size arrays)
-            block_noise = {key: value[start:stop] for key, value in noise.items()}
+            block_noise = self._noise_rows(noise, start, stop)
             _, terms = self._objective(X[start:stop], None, ws, rng, **block_noise)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + _scalar(value) * (stop - start)
@@ -376,6 +376,10 @@ class BaseAutoencoder:
     def _noise_shapes(self, X):
         """Names and shapes of the noise the objective accepts (none: deterministic)."""
         return {}
+
+    def _noise_rows(self, noise, start, stop):
+        """The given noise for rows ``start:stop`` of X (row-aligned noise: its first axis)."""
+        return {key: value[start:stop] for key, value in noise.items()}
 
     def _check_noise(self, X, noise):
         """Validate given noise arrays: known names, right shapes, finite floats of X's dtype."""

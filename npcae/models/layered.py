@@ -179,10 +179,13 @@ class LayeredAutoencoder(BaseAutoencoder):
         encoder, decoder, bindings = self._network(X.dtype)
         for prefix, layer in bindings:
             layer.bind(self.params, grads, prefix)
+        if grads is not None:
+            for g in grads.values():
+                g.fill(0)                                        # everything accumulates (+=)
         H = encoder.forward(self._encoder_input(X, ws, rng, **noise))    # the code
         Z = decoder.forward(H)                                   # output pre-activation
         rec, G_Z = self._reconstruction(Z, X, ws)                # s * loss, dL/dZ
-        extra, add_grad = self._extra_terms(X, encoder, grads is not None, rng)
+        extra, add_grad = self._extra_terms(X, encoder, grads, rng, **noise)
         terms = {"reconstruction": rec}
         total = rec
         for name, (value, weighted) in extra.items():
@@ -191,8 +194,6 @@ class LayeredAutoencoder(BaseAutoencoder):
         terms["total"] = total
         if grads is None:
             return total, terms
-        for g in grads.values():
-            g.fill(0)                                            # the layers accumulate (+=)
         G_H = decoder.backward(G_Z)
         encoder.backward(G_H, add_grad=add_grad)
         return total, terms
@@ -201,13 +202,16 @@ class LayeredAutoencoder(BaseAutoencoder):
         """What the encoder reads during training: ``X`` (the denoising model corrupts it)."""
         return X
 
-    def _extra_terms(self, X, encoder, need_grad, rng):
+    def _extra_terms(self, X, encoder, grads, rng, **noise):
         """Terms beyond reconstruction, read from the encoder's cached outputs.
 
-        Returns ``(terms, add_grad)``: ``terms`` maps a name to ``(value,
-        weighted value)`` (the weighted value enters the total); ``add_grad``
-        maps an encoder module index to dL/d(that module's output), which the
-        backward pass adds there. The plain autoencoder has none.
+        ``grads`` is None (values only) or the zeroed gradient dict, into which
+        a term may ADD gradients that do not pass through the encoder's
+        outputs (a weight that appears in the term itself). Returns ``(terms,
+        add_grad)``: ``terms`` maps a name to ``(value, weighted value)`` (the
+        weighted value enters the total); ``add_grad`` maps an encoder module
+        index to dL/d(that module's output), which the backward pass adds
+        there. The plain autoencoder has none.
         """
         return {}, {}
 
