@@ -22,6 +22,14 @@ and three of issue 10 (each exactly as the peer's docstring defines it):
                 784 Bernoulli logits, negative ELBO per sample (BCE-with-logits summed + the
                 analytic KL), mean over the batch; Adam 1e-3, batch 128.
 
+and two of issue 11, against the peer's deep_cae:
+
+  deep_cae      DeepContractiveAutoencoder: 784-256-64 sigmoid encoder, untied mirrored decoder,
+                sigmoid output, BCE summed over pixels + 0.1 * the exact ||J_f(x)||_F^2 of the
+                whole encoder (Gram form), mean over the batch; Adam 1e-3, batch 100.
+  deep_cae_stochastic  the same with penalty="stochastic", n_projections=4 (Rademacher vectors
+                shared by the batch); timed against the peer's exact deep_cae.
+
 All use PyTorch's nn.Linear init (init="torch_linear").
 
 Data: 60,000 x 784 float32 from the peers' recipe with the same seed, 2 BLAS threads. npcae
@@ -85,6 +93,16 @@ CONFIGS = {
                 # layers, as in the peer), decoder 20-400 and 400-784
                 floor=[(784, 400, "dense"), (400, 20, "dense"), (400, 20, "dense"),
                        (20, 400, "dense"), (400, 784, "dense")]),
+    # issue 11: the peer's deep_cae (BCE summed + 0.1 * exact ||J||_F^2 of the 784-256-64
+    # encoder, untied mirrored decoder); the stochastic estimate is timed against the same peer
+    "deep_cae": dict(model="DeepContractiveAutoencoder", layers=(256, 64), batch=100, lr=1e-3,
+                     kwargs=dict(lam=0.1, penalty="exact", activation="sigmoid",
+                                 output_activation="sigmoid", loss="bce", init="torch_linear")),
+    "deep_cae_stochastic": dict(model="DeepContractiveAutoencoder", layers=(256, 64), batch=100,
+                                lr=1e-3, peer="deep_cae",
+                                kwargs=dict(lam=0.1, penalty="stochastic", n_projections=4,
+                                            activation="sigmoid", output_activation="sigmoid",
+                                            loss="bce", init="torch_linear")),
 }
 
 
@@ -362,7 +380,9 @@ def run_compare(args):
                 a, oa = _run_json([sys.executable, os.path.abspath(__file__), "--config", cfg]
                                   + (["--drop-last"] if args.drop_last else []) + common, env)
                 q1 = _wait_quiet(args.max_busy, args.idle_wait) if args.idle_wait else None
-                b, ob = _run_json([args.peer_python, args.peer_script, "--config", cfg] + common, env)
+                peer_cfg = CONFIGS[cfg].get("peer", cfg)
+                b, ob = _run_json([args.peer_python, args.peer_script, "--config", peer_cfg]
+                                  + common, env)
                 oa_timed = a.get("other_busy_frac", oa)
                 row = {"round": r, "attempt": attempt,
                        "npcae_samples_per_s": a["samples_per_s"],

@@ -150,38 +150,54 @@ def encoder_derivatives(X, weights, biases, activations):
     return outputs, D, E
 
 
-def code_side_forward(D, weights):
+def _buffer(ws, name, shape, dtype):
+    """Scratch array ``name`` from the workspace ``ws`` (reused between steps), or a new one."""
+    return np.empty(shape, dtype) if ws is None else ws.get(name, shape, dtype)
+
+
+def code_side_forward(D, weights, ws=None, tag=""):
     r"""``B = diag(D_{L-1}) W_{L-1}^T ... diag(D_1) W_1^T diag(D_0)`` per row, shape ``(n, k, h_0)``.
 
     Needs ``L >= 2`` (for one layer ``B = diag(D_0)``, which the callers use in
     closed form). From the code side: ``N_{L-2} = diag(D_{L-1}) W_{L-1}^T``
     (elementwise, no product), ``M_i = N_i diag(D_i)``, ``N_{i-1} = M_i W_i^T``.
     Returns ``B = M_0`` and ``cache[i] = (N_i, M_{i+1})`` (``M_{L-1}`` is the
-    diagonal and is not stored) for :func:`code_side_backward`.
+    diagonal and is not stored) for :func:`code_side_backward`. ``ws``: a
+    :class:`~npcae.models.Workspace` for the work arrays (names prefixed by ``tag``).
     """
-    L = len(D)
-    N = D[L - 1][:, :, None] * weights[L - 1].T            # N_{L-2} = diag(D_{L-1}) W_{L-1}^T
+    L, (n, k) = len(D), D[-1].shape
+    dtype = np.result_type(*D)
+    N = _buffer(ws, f"{tag}N{L - 2}", (n, k, weights[L - 1].shape[0]), dtype)
+    np.multiply(D[L - 1][:, :, None], weights[L - 1].T, out=N)   # N_{L-2} = diag(D_{L-1}) W_{L-1}^T
     cache = [None] * (L - 1)
     M = None
     for i in range(L - 2, -1, -1):
         if i < L - 2:
-            N = M @ weights[i + 1].T                         # N_i = M_{i+1} W_{i+1}^T  (n, k, h_i)
-        cache[i] = (N, M)                                    # M = M_{i+1} (None at the top)
-        M = N * D[i][:, None, :]                             # M_i = N_i diag(D_i)
+            N = np.matmul(M, weights[i + 1].T,                   # N_i = M_{i+1} W_{i+1}^T
+                          out=_buffer(ws, f"{tag}N{i}", (n, k, weights[i + 1].shape[0]), dtype))
+        cache[i] = (N, M)                                        # M = M_{i+1} (None at the top)
+        M = np.multiply(N, D[i][:, None, :],                     # M_i = N_i diag(D_i)
+                        out=_buffer(ws, f"{tag}M{i}", N.shape, dtype))
     return M, cache
 
 
-def code_side_backward(B_dot, D, weights, cache, grad_weights=None):
+def code_side_backward(B_dot, D, weights, cache, grad_weights=None, ws=None):
     r"""Reverse of :func:`code_side_forward`: ``dT/dD_i`` for every layer, from ``dT/dB``.
 
     ``B_dot`` (``dT/dB``, ``(n, k, h_0)``) is overwritten. The direct gradients
     ``dT/dW_i`` for ``i >= 1`` (from ``N_{i-1} = M_i W_i^T``) are added into
-    ``grad_weights[i]`` when it is given::
+    ``grad_weights[i]`` when it is given. For ``i = 0 .. L-2``::
 
-        dT/dD_i     = sum_k (M_dot_i * N_i)            (rows of the code summed out)
+        dT/dD_i     = sum_k (M_dot_i * N_i)              (the code's rows summed out)
         N_dot_i     = M_dot_i diag(D_i)
-        dT/dW_{i+1} += sum_n N_dot_i^T M_{i+1}          (top: M_{L-1} = diag(D_{L-1}))
-        M_dot_{i+1} = N_dot_i W_{i+1}                   (top: dT/dD_{L-1} = its diagonal)
+        dT/dW_{i+1} += sum_n N_dot_i^T M_{i+1}
+        M_dot_{i+1} = N_dot_i W_{i+1}
+
+    At the top (``i = L-2``), ``N_i = diag(D_{L-1}) W_{L-1}^T`` elementwise; with
+    ``R = M_dot_i * W_{L-1}^T``::
+
+        dT/dD_{L-2} = sum_k D_{L-1,k} R_k          dT/dD_{L-1} = sum_h R_{:,h} D_{L-2,h}
+        dT/dW_{L-1} += sum_n (N_dot_i diag(D_{L-1}))^T
 
     See ``docs/derivations.md#deep-contractive-penalty``.
     """
@@ -190,18 +206,25 @@ def code_side_backward(B_dot, D, weights, cache, grad_weights=None):
     M_dot = B_dot
     for i in range(L - 1):
         N, M_up = cache[i]
-        grad_D[i] = np.einsum("nkh,nkh->nh", M_dot, N)      # dT/dD_i
-        N_dot = np.multiply(M_dot, D[i][:, None, :], out=M_dot)      # dT/dN_i
+        n, k, h = M_dot.shape
         if i + 1 == L - 1:                                   # N_i = diag(D_{L-1}) W_{L-1}^T
             W_top = weights[L - 1]
-            if grad_weights is not None:
-                grad_weights[L - 1] += np.einsum("nkh,nk->hk", N_dot, D[L - 1])
-            grad_D[L - 1] = np.einsum("nkh,hk->nk", N_dot, W_top)
+            R = np.multiply(M_dot, W_top.T, out=_buffer(ws, "R", M_dot.shape, M_dot.dtype))
+            grad_D[i] = np.matmul(D[L - 1][:, None, :], R)[:, 0, :]        # sum_k D_{L-1} R
+            grad_D[L - 1] = np.matmul(R, D[i][:, :, None])[:, :, 0]        # sum_h R D_i
+            N_dot = np.multiply(M_dot, D[i][:, None, :], out=M_dot)        # dT/dN_i
+            if grad_weights is not None:                     # sum_n N_dot[n,k,h] D_{L-1}[n,k]
+                grad_weights[L - 1] += np.matmul(D[L - 1].T[:, None, :],
+                                                 N_dot.transpose(1, 0, 2))[:, 0, :].T
         else:                                                # N_i = M_{i+1} W_{i+1}^T
+            prod = np.multiply(M_dot, N, out=_buffer(ws, "R", M_dot.shape, M_dot.dtype))
+            grad_D[i] = np.matmul(np.ones((1, k), dtype=prod.dtype), prod)[:, 0, :]
+            N_dot = np.multiply(M_dot, D[i][:, None, :], out=M_dot)        # dT/dN_i
             if grad_weights is not None:
-                h_lo, h_up = N_dot.shape[2], M_up.shape[2]
-                grad_weights[i + 1] += N_dot.reshape(-1, h_lo).T @ M_up.reshape(-1, h_up)
-            M_dot = N_dot @ weights[i + 1]                   # dT/dM_{i+1}
+                h_up = M_up.shape[2]
+                grad_weights[i + 1] += N_dot.reshape(-1, h).T @ M_up.reshape(-1, h_up)
+            M_dot = np.matmul(N_dot, weights[i + 1],          # dT/dM_{i+1}
+                              out=_buffer(ws, f"M_dot{i + 1}", M_up.shape, M_up.dtype))
     return grad_D
 
 
@@ -210,7 +233,8 @@ def _times_second_derivative(grad_D, E):
     return [g * e for g, e in zip(grad_D, E)]
 
 
-def deep_contractive_terms(D, E, weights, scale=1.0, grad_weights=None, chunk_rows=None):
+def deep_contractive_terms(D, E, weights, scale=1.0, grad_weights=None, chunk_rows=None,
+                           ws=None):
     r"""Exact ``||J(x_n)||_F^2`` of a deep encoder, and the gradient of ``T = scale * sum_n``.
 
     Parameters
@@ -225,50 +249,72 @@ def deep_contractive_terms(D, E, weights, scale=1.0, grad_weights=None, chunk_ro
         returned.
     chunk_rows : int or None
         Rows per chunk (bounds the ``(rows, k, h_0)`` work arrays).
+    ws : Workspace or None
+        Where the work arrays live between calls.
 
     Returns
     -------
-    values : ndarray, shape (n,)
-        ``||J(x_n)||_F^2``.
+    total : float
+        ``sum_n ||J(x_n)||_F^2`` (per-row values: :func:`jacobian_sq_norms`).
     grad_A : list of ndarray (n, h_i), or None without ``grad_weights``.
 
-    One layer: ``sum_j D_j^2 s_j`` (the closed form, ``s = diag(G)``). Deeper:
-    ``sum((B G) * B)`` with ``G = W_0^T W_0`` (``h_0 x h_0``), so the
-    ``d``-wide product ``B W_0^T`` is never taken. See
-    ``docs/derivations.md#deep-contractive-penalty``.
+    One layer: ``sum_j D_j^2 s_j`` (the closed form, ``s = diag(G)``). Deeper,
+    with ``G = W_0^T W_0`` (``h_0 x h_0``) and ``S = sum_n B_n^T B_n``::
+
+        sum_n ||B_n W_0^T||_F^2 = sum_n trace(B_n G B_n^T) = sum(S * G)
+
+    so the ``d``-wide product ``B W_0^T`` is never taken, and the one
+    ``(n k, h_0) x (h_0, h_0)`` product ``B G`` is needed only for the gradient.
+    See ``docs/derivations.md#deep-contractive-penalty``.
     """
     n, W0 = D[0].shape[0], weights[0]
-    need_grad = grad_weights is not None
     if len(D) == 1:
         s = np.einsum("ij,ij->j", W0, W0)                    # s_j = G_jj
         D_sq = D[0] * D[0]
-        values = D_sq @ s
-        if not need_grad:
-            return values, None
+        total = np.sum(D_sq @ s)
+        if grad_weights is None:
+            return total, None
         grad_weights[0] += W0 * ((2.0 * scale) * D_sq.sum(axis=0))   # through s
-        return values, [(2.0 * scale) * D[0] * E[0] * s]             # through D_0
+        return total, [(2.0 * scale) * D[0] * E[0] * s]               # through D_0
     G = W0.T @ W0                                            # (h_0, h_0)
     rows = chunk_rows or n
-    values = np.empty(n, dtype=np.result_type(*D))
-    grad_D = [np.empty_like(d) for d in D] if need_grad else None
-    S = np.zeros_like(G) if need_grad else None               # sum_n B_n^T B_n
+    S = np.zeros_like(G)                                     # sum_n B_n^T B_n
+    grad_D = None if grad_weights is None else [np.empty_like(d) for d in D]
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        B, cache = code_side_forward([d[start:stop] for d in D], weights)
-        BG = B @ G
+        D_rows = [d[start:stop] for d in D]
+        B, cache = code_side_forward(D_rows, weights, ws)
+        flat = B.reshape(-1, B.shape[2])
+        S += flat.T @ flat                                   # (symmetric: one syrk)
+        if grad_weights is None:
+            continue
+        B_dot = np.matmul(B, G, out=_buffer(ws, "BG", B.shape, B.dtype))
+        B_dot *= 2.0 * scale                                 # dT/dB = 2 scale B G
+        chunk = code_side_backward(B_dot, D_rows, weights, cache, grad_weights, ws)
+        for g, c in zip(grad_D, chunk):
+            g[start:stop] = c
+    total = np.sum(S * G)
+    if grad_weights is None:
+        return total, None
+    grad_weights[0] += (2.0 * scale) * (W0 @ S)               # through G = W_0^T W_0
+    return total, _times_second_derivative(grad_D, E)
+
+
+def jacobian_sq_norms(D, weights, chunk_rows=None, ws=None):
+    """Per-row ``||J(x_n)||_F^2``, shape ``(n,)``: ``sum((B G) * B)`` row by row (one layer:
+    ``D_0^2 @ s``). For scores and analysis; training uses :func:`deep_contractive_terms`."""
+    n, W0 = D[0].shape[0], weights[0]
+    if len(D) == 1:
+        return (D[0] * D[0]) @ np.einsum("ij,ij->j", W0, W0)
+    G = W0.T @ W0
+    rows = chunk_rows or n
+    values = np.empty(n, dtype=np.result_type(*D))
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        B, _ = code_side_forward([d[start:stop] for d in D], weights, ws)
+        BG = np.matmul(B, G, out=_buffer(ws, "BG", B.shape, B.dtype))
         values[start:stop] = np.einsum("nkh,nkh->n", BG, B)
-        if need_grad:
-            flat = B.reshape(-1, B.shape[2])
-            S += flat.T @ flat
-            BG *= 2.0 * scale                                # dT/dB = 2 scale B G
-            chunk = code_side_backward(BG, [d[start:stop] for d in D], weights, cache,
-                                       grad_weights)
-            for g, c in zip(grad_D, chunk):
-                g[start:stop] = c
-    if need_grad:
-        grad_weights[0] += (2.0 * scale) * (W0 @ S)           # through G = W_0^T W_0
-        return values, _times_second_derivative(grad_D, E)
-    return values, None
+    return values
 
 
 def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weights=None):
@@ -280,7 +326,7 @@ def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weig
     ``t_0 = U * D_0`` and ``t_i = (t_{i-1} W_i) * D_i``, gives ``t_{L-1} = J v``
     per row and projection without any ``(k, d)`` Jacobian.
 
-    Returns ``(values (n,), grad_A or None)`` as :func:`deep_contractive_terms`;
+    Returns ``(total, grad_A or None)`` as :func:`deep_contractive_terms`;
     the gradient is the exact gradient of the estimate for these projections
     (``docs/derivations.md#stochastic-estimate``).
     """
@@ -293,9 +339,9 @@ def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weig
         pre.append(t @ weights[i])                           # s_i = t_{i-1} W_i
         t = pre[i] * D[i]                                    # t_i             (m, n, h_i)
         ts.append(t)
-    values = np.einsum("mnk,mnk->n", t, t) / m
+    total = np.vdot(t, t) / m                                # sum_n (1/m) sum_p ||t||^2
     if grad_weights is None:
-        return values, None
+        return total, None
     L = len(D)
     grad_D = [None] * L
     t_dot = (2.0 * scale / m) * t                            # dT/dt_{L-1}
@@ -308,12 +354,12 @@ def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weig
             t_dot = s_dot @ weights[i].T                     # dT/dt_{i-1}
         else:
             grad_weights[0] += projections.T @ s_dot.sum(axis=1)     # U = V W_0
-    return values, _times_second_derivative(grad_D, E)
+    return total, _times_second_derivative(grad_D, E)
 
 
 def curvature_terms(D, E, D_tilde, E_tilde, weights, scale=1.0, grad_weights=None,
-                    chunk_rows=None):
-    r"""CAE+H: ``(1/c) sum_c ||J(x_n) - J(x_n + eps_cn)||_F^2`` and its exact gradient.
+                    chunk_rows=None, ws=None):
+    r"""CAE+H: ``sum_n (1/c) sum_c ||J(x_n) - J(x_n + eps_cn)||_F^2`` and its exact gradient.
 
     Parameters
     ----------
@@ -321,18 +367,18 @@ def curvature_terms(D, E, D_tilde, E_tilde, weights, scale=1.0, grad_weights=Non
         Derivatives at the clean rows.
     D_tilde, E_tilde : list of (c, n, h_i)
         Derivatives at the ``c`` perturbed copies of every row.
-    weights, scale, grad_weights, chunk_rows
-        As for :func:`deep_contractive_terms`; ``T = scale * sum_n values_n``.
+    weights, scale, grad_weights, chunk_rows, ws
+        As for :func:`deep_contractive_terms`; ``T = scale * total``.
 
     Returns
     -------
-    values : ndarray, shape (n,)
+    total : float
     grad_A, grad_A_tilde : lists of (n, h_i) and (c, n, h_i), or None
         ``dT/dA_i`` at the clean and at the perturbed forward passes.
 
-    ``J - J~ = (B - B~) W_0^T``, so the Gram form applies to ``Delta = B - B~``;
-    one layer: ``sum_j (D_j - D~_j)^2 s_j``
-    (``docs/derivations.md#higher-order-cae-cae-h``).
+    ``J - J~ = (B - B~) W_0^T``, so the Gram form applies to ``Delta = B - B~``
+    (``total = sum(S * G) / c`` with ``S = sum Delta^T Delta``); one layer:
+    ``sum_j (D_j - D~_j)^2 s_j`` (``docs/derivations.md#higher-order-cae-cae-h``).
     """
     c, n, W0 = D_tilde[0].shape[0], D[0].shape[0], weights[0]
     need_grad = grad_weights is not None
@@ -340,45 +386,47 @@ def curvature_terms(D, E, D_tilde, E_tilde, weights, scale=1.0, grad_weights=Non
     if len(D) == 1:
         s = np.einsum("ij,ij->j", W0, W0)
         delta = D[0][None] - D_tilde[0]                      # (c, n, k)
-        values = np.einsum("cnk,cnk,k->n", delta, delta, s) / c
+        delta_sq = np.einsum("cnk,cnk->k", delta, delta)
+        total = (delta_sq @ s) / c
         if not need_grad:
-            return values, None, None
-        grad_weights[0] += W0 * ((2.0 * per_copy) * np.einsum("cnk,cnk->k", delta, delta))
-        g = (2.0 * per_copy) * delta * s                     # dT/dD (clean), -dT/dD~
-        return values, [g.sum(axis=0) * E[0]], [-g * E_tilde[0]]
+            return total, None, None
+        grad_weights[0] += W0 * ((2.0 * per_copy) * delta_sq)        # through s
+        g = (2.0 * per_copy) * delta * s                     # dT/dD (each copy) = -dT/dD~
+        return total, [g.sum(axis=0) * E[0]], [-g * E_tilde[0]]
     G = W0.T @ W0
     rows = chunk_rows or n
-    values = np.zeros(n, dtype=np.result_type(*D))
+    S = np.zeros_like(G)                                     # sum Delta^T Delta
     grad_D = [np.empty_like(d) for d in D] if need_grad else None
     grad_Dt = [np.empty_like(d) for d in D_tilde] if need_grad else None
-    S = np.zeros_like(G) if need_grad else None
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         D_rows = [d[start:stop] for d in D]
-        B, cache = code_side_forward(D_rows, weights)
-        B_dot = np.zeros_like(B) if need_grad else None
+        B, cache = code_side_forward(D_rows, weights, ws, tag="clean")
+        if need_grad:
+            B_dot = _buffer(ws, "B_dot", B.shape, B.dtype)
+            B_dot.fill(0)
         for copy in range(c):
             Dt_rows = [d[copy, start:stop] for d in D_tilde]
-            Bt, cache_t = code_side_forward(Dt_rows, weights)
+            Bt, cache_t = code_side_forward(Dt_rows, weights, ws, tag="copy")
             delta = np.subtract(B, Bt, out=Bt)               # B - B~
-            delta_G = delta @ G
-            values[start:stop] += np.einsum("nkh,nkh->n", delta_G, delta) / c
-            if not need_grad:
-                continue
             flat = delta.reshape(-1, delta.shape[2])
             S += flat.T @ flat
+            if not need_grad:
+                continue
+            delta_G = np.matmul(delta, G, out=_buffer(ws, "BG", delta.shape, delta.dtype))
             delta_G *= 2.0 * per_copy                        # dT/dDelta
             B_dot += delta_G                                 # dT/dB  = +dT/dDelta
             np.negative(delta_G, out=delta_G)                # dT/dB~ = -dT/dDelta
-            chunk = code_side_backward(delta_G, Dt_rows, weights, cache_t, grad_weights)
+            chunk = code_side_backward(delta_G, Dt_rows, weights, cache_t, grad_weights, ws)
             for g, part in zip(grad_Dt, chunk):
                 g[copy, start:stop] = part
         if need_grad:
-            chunk = code_side_backward(B_dot, D_rows, weights, cache, grad_weights)
+            chunk = code_side_backward(B_dot, D_rows, weights, cache, grad_weights, ws)
             for g, part in zip(grad_D, chunk):
                 g[start:stop] = part
+    total = np.sum(S * G) / c
     if not need_grad:
-        return values, None, None
+        return total, None, None
     grad_weights[0] += (2.0 * per_copy) * (W0 @ S)
-    return (values, _times_second_derivative(grad_D, E),
+    return (total, _times_second_derivative(grad_D, E),
             _times_second_derivative(grad_Dt, E_tilde))

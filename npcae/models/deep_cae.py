@@ -25,7 +25,7 @@ import numpy as np
 
 from ..layers import Activation, Dense, Sequential
 from ..penalties import (curvature_terms, deep_contractive_terms, encoder_derivatives,
-                         penalty_chunk_rows, projected_contractive_terms)
+                         jacobian_sq_norms, penalty_chunk_rows, projected_contractive_terms)
 from .autoencoder import Autoencoder
 
 __all__ = ["DeepContractiveAutoencoder", "PENALTIES", "PROJECTIONS"]
@@ -167,47 +167,49 @@ class DeepContractiveAutoencoder(Autoencoder):
         return [self.params[f"encoder.{i}.W"] for i in range(len(self._encoder_widths()))]
 
     @staticmethod
-    def _cached_derivatives(encoder):
-        """``D_i = phi_i'(A_i)``, ``E_i = phi_i''(A_i)`` from the engine's Activation modules."""
+    def _cached_derivatives(encoder, second=True):
+        """``D_i = phi_i'(A_i)`` and (if ``second``) ``E_i = phi_i''(A_i)``, from the engine's
+        Activation modules."""
         D, E = [], []
         for module in encoder.modules[1::2]:
             a, h = module.pre_activation, module.output
             D.append(module.activation.derivative(a, h))
-            E.append(module.activation.second_derivative(a, h))
+            E.append(module.activation.second_derivative(a, h) if second else None)
         return D, E
 
     def _chunk_rows(self, X):
         widths = [X.shape[1], *self._encoder_widths()]
         return penalty_chunk_rows(self._n_codes(), widths, X.dtype.itemsize, self.chunk_size)
 
-    def _extra_terms(self, X, encoder, grads, rng, projections=None, perturbations=None):
+    def _extra_terms(self, X, encoder, grads, ws, rng, projections=None,
+                     perturbations=None):
         n, d = X.shape
         L = len(self._encoder_widths())
         weights = self._encoder_weights()
         grad_weights = None if grads is None else [grads[f"encoder.{i}.W"] for i in range(L)]
-        D, E = self._cached_derivatives(encoder)
+        D, E = self._cached_derivatives(encoder, second=grads is not None)
         lam, gamma = float(self.lam), float(self.gamma)
         if self.penalty == "stochastic":
             if projections is None:
                 projections = self._draw_projections(rng, d, X.dtype)
-            values, grad_A = projected_contractive_terms(
+            total, grad_A = projected_contractive_terms(
                 D, E, weights, projections, lam / n, grad_weights if lam else None)
         else:
-            values, grad_A = deep_contractive_terms(
-                D, E, weights, lam / n, grad_weights if lam else None, self._chunk_rows(X))
-        contractive = float(np.mean(values, dtype=np.float64))
+            total, grad_A = deep_contractive_terms(
+                D, E, weights, lam / n, grad_weights if lam else None, self._chunk_rows(X), ws)
+        contractive = float(total) / n
         terms = {"contractive": (contractive, lam * contractive)}
         add_grad = {2 * i: g for i, g in enumerate(grad_A)} if grad_A is not None else {}
         if gamma > 0:
             curvature, grad_A_clean = self._curvature(X, D, E, weights, grads, grad_weights,
-                                                      rng, perturbations)
+                                                      ws, rng, perturbations)
             terms["curvature"] = (curvature, gamma * curvature)
             if grad_A_clean is not None:
                 for i, g in enumerate(grad_A_clean):
                     add_grad[2 * i] = add_grad[2 * i] + g if 2 * i in add_grad else g
         return terms, add_grad
 
-    def _curvature(self, X, D, E, weights, grads, grad_weights, rng, perturbations):
+    def _curvature(self, X, D, E, weights, grads, grad_weights, ws, rng, perturbations):
         """CAE+H's term: forward the perturbed copies through a second engine encoder (same
         parameters), take :func:`npcae.penalties.curvature_terms`, and backpropagate its
         gradient at the copies' pre-activations through that encoder."""
@@ -220,17 +222,17 @@ class DeepContractiveAutoencoder(Autoencoder):
         for i, dense in enumerate(encoder_t.modules[0::2]):
             dense.bind(self.params, grads, f"encoder.{i}.")
         encoder_t.forward(X_tilde)
-        D_t, E_t = self._cached_derivatives(encoder_t)
+        D_t, E_t = self._cached_derivatives(encoder_t, second=grads is not None)
         D_t = [v.reshape(c, n, -1) for v in D_t]
-        E_t = [v.reshape(c, n, -1) for v in E_t]
+        E_t = [None if v is None else v.reshape(c, n, -1) for v in E_t]
         scale = float(self.gamma) / n
-        values, grad_A, grad_A_t = curvature_terms(D, E, D_t, E_t, weights, scale,
-                                                   grad_weights, self._chunk_rows(X))
+        total, grad_A, grad_A_t = curvature_terms(D, E, D_t, E_t, weights, scale,
+                                                  grad_weights, self._chunk_rows(X), ws)
         if grads is not None:
             top = np.zeros((c * n, self._n_codes()), dtype=X.dtype)
             encoder_t.backward(top, add_grad={2 * i: g.reshape(c * n, -1)
                                               for i, g in enumerate(grad_A_t)})
-        return float(np.mean(values, dtype=np.float64)), grad_A
+        return float(total) / n, grad_A
 
     def _perturbed_encoder(self, dtype):
         """A second encoder on the engine for the perturbed copies, bound to the same
@@ -262,6 +264,5 @@ class DeepContractiveAutoencoder(Autoencoder):
         _, D, E = encoder_derivatives(X, self._encoder_weights(),
                                       [self.params[f"encoder.{i}.b"] for i in range(L)],
                                       self._activations()[0])
-        values, _ = deep_contractive_terms(D, E, self._encoder_weights(),
-                                           chunk_rows=self._chunk_rows(X))
+        values = jacobian_sq_norms(D, self._encoder_weights(), self._chunk_rows(X))
         return {"contractive": (values, float(self.lam) * values)}

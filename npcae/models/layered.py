@@ -185,7 +185,7 @@ class LayeredAutoencoder(BaseAutoencoder):
         H = encoder.forward(self._encoder_input(X, ws, rng, **noise))    # the code
         Z = decoder.forward(H)                                   # output pre-activation
         rec, G_Z = self._reconstruction(Z, X, ws)                # s * loss, dL/dZ
-        extra, add_grad = self._extra_terms(X, encoder, grads, rng, **noise)
+        extra, add_grad = self._extra_terms(X, encoder, grads, ws, rng, **noise)
         terms = {"reconstruction": rec}
         total = rec
         for name, (value, weighted) in extra.items():
@@ -202,13 +202,13 @@ class LayeredAutoencoder(BaseAutoencoder):
         """What the encoder reads during training: ``X`` (the denoising model corrupts it)."""
         return X
 
-    def _extra_terms(self, X, encoder, grads, rng, **noise):
+    def _extra_terms(self, X, encoder, grads, ws, rng, **noise):
         """Terms beyond reconstruction, read from the encoder's cached outputs.
 
         ``grads`` is None (values only) or the zeroed gradient dict, into which
         a term may ADD gradients that do not pass through the encoder's
-        outputs (a weight that appears in the term itself). Returns ``(terms,
-        add_grad)``: ``terms`` maps a name to ``(value, weighted value)`` (the
+        outputs (a weight that appears in the term itself); ``ws`` is the step's
+        Workspace for scratch arrays. Returns ``(terms, add_grad)``: ``terms`` maps a name to ``(value, weighted value)`` (the
         weighted value enters the total); ``add_grad`` maps an encoder module
         index to dL/d(that module's output), which the backward pass adds
         there. The plain autoencoder has none.

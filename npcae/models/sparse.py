@@ -84,7 +84,7 @@ class SparseAutoencoder(Autoencoder):
                              f"or sparsity='l1'.")
 
     # -- the penalty (docs/derivations.md#sparse-autoencoder) ---------------------------
-    def _extra_terms(self, X, encoder, grads, rng, **noise):
+    def _extra_terms(self, X, encoder, grads, ws, rng, **noise):
         need_grad = grads is not None
         code_index = len(encoder.modules) - 1                   # the code layer's activation
         H = encoder.modules[code_index].output                  # (n, k)
