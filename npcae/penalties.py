@@ -19,6 +19,13 @@ Over a batch the penalty is **averaged** (the library's one convention):
     dP/db           = sum_n dP/dA
 
 Nothing here builds the ``(n, k, d)`` Jacobian: memory is ``O(n k + d k)``.
+
+Deep encoders (the second half of this file): the exact whole-encoder penalty
+``||J||_F^2`` in the Gram form (:func:`deep_contractive_terms`), its
+shared-projection estimate (:func:`projected_contractive_terms`) and the CAE+H
+curvature term (:func:`curvature_terms`), each with its exact gradient
+including every layer's second-derivative terms
+(``docs/derivations.md#deep-contractive-penalty``).
 """
 from __future__ import annotations
 
@@ -27,7 +34,10 @@ import numpy as np
 from ._validation import as_float_array
 from .activations import get_activation
 
-__all__ = ["contractive_terms", "contractive_penalty", "encoder_jacobian"]
+__all__ = ["contractive_terms", "contractive_penalty", "encoder_jacobian", "encoder_derivatives",
+           "code_side_forward", "code_side_backward", "deep_contractive_terms",
+           "jacobian_sq_norms", "projected_contractive_terms", "curvature_terms",
+           "penalty_chunk_rows"]
 
 
 def contractive_terms(W, d1, d2):
