@@ -7,13 +7,16 @@ numpy only.
 """
 from . import activations, layers, losses, optim, penalties
 from ._version import __version__
-from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder, DenoisingAutoencoder,
-                     NotFittedError, SparseAutoencoder, VariationalAutoencoder)
+from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder,
+                     DeepContractiveAutoencoder, DenoisingAutoencoder,
+                     NotFittedError, SparseAutoencoder, StackedAutoencoder,
+                     VariationalAutoencoder)
 from .training import TrainingDivergedError
 
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
            "analysis", "io", "Autoencoder", "BaseAutoencoder", "DenoisingAutoencoder",
            "SparseAutoencoder", "VariationalAutoencoder", "ContractiveAutoencoder",
+           "DeepContractiveAutoencoder", "StackedAutoencoder",
            "NotFittedError", "TrainingDivergedError", "load", "__version__"]
 
 

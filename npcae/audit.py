@@ -164,6 +164,41 @@ def _audit_models(rng, rtol):
     rows += _audit_sparse(X, rtol)
     rows += _audit_denoising(X, rtol)
     rows += _audit_variational(X, rtol)
+    rows += _audit_deep_contractive(X, rtol)
+    return rows
+
+
+def _audit_deep_contractive(X, rtol):
+    """DeepContractiveAutoencoder: exact penalty at depths 1-3, the stochastic estimate with
+    projections fixed, CAE+H with perturbations fixed (exact and stochastic)."""
+    from .models import DeepContractiveAutoencoder
+    rows = []
+    rng = np.random.default_rng(30)
+    projections = rng.standard_normal((3, X.shape[1]))
+    perturbations = 0.3 * rng.standard_normal((2, *X.shape))
+    configs = [((4,), "sigmoid", "exact", 0.0, False), ((6, 3), "sigmoid", "exact", 0.0, False),
+               ((6, 4, 3), "tanh", "exact", 0.0, True), ((6, 3), "softplus", "stochastic", 0.0,
+                                                         False),
+               ((5,), "tanh", "exact", 0.8, False), ((6, 3), "sigmoid", "exact", 0.8, True),
+               ((6, 4, 3), "sigmoid", "stochastic", 0.8, False)]
+    for layers, act, penalty, gamma, tied in configs:
+        model = DeepContractiveAutoencoder(layers=layers, lam=0.6, penalty=penalty,
+                                           n_projections=3, gamma=gamma, sigma=0.3, n_corrupt=2,
+                                           activation=act, tied=tied, dtype=np.float64,
+                                           random_state=0).initialize(X.shape[1])
+        noise, fixed = {}, []
+        if penalty == "stochastic":
+            noise["projections"] = projections
+            fixed.append("projections fixed")
+        if gamma:
+            noise["perturbations"] = perturbations
+            fixed.append("perturbations fixed")
+        res = (check_model_with_noise(model, X, noise, rtol=rtol) if noise
+               else check_model(model, X, method="richardson", rtol=rtol))
+        extra = f", CAE+H gamma={gamma:g}" if gamma else ""
+        tag = "tied" if tied else "untied"
+        rows.append(_row(f"model DeepContractiveAutoencoder({layers}, {act}, {penalty}{extra}, "
+                         f"{tag}{', ' if fixed else ''}{', '.join(fixed)})", res, "richardson"))
     return rows
 
 

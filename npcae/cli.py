@@ -195,9 +195,14 @@ _MODEL_OPTIONS = {
     "--noise-level": ("noise_level", ("dae",), 0.25),
     "--n-latent": ("n_latent", ("vae",), 20),
     "--decoder": ("decoder", ("vae",), "bernoulli"),
-    "--tied": ("tied", ("ae", "sae", "dae"), False),
+    "--tied": ("tied", ("ae", "sae", "dae", "deep_cae"), False),
     "--untied": ("untied", ("cae",), False),
-    "--lam": ("lam", ("cae",), None),          # default: the command's (args.lam_default)
+    "--lam": ("lam", ("cae", "deep_cae"), None),   # default: the command's (args.lam_default)
+    "--penalty": ("penalty", ("deep_cae",), "exact"),
+    "--n-projections": ("n_projections", ("deep_cae",), 4),
+    "--gamma": ("gamma", ("deep_cae",), 0.0),
+    "--sigma": ("sigma", ("deep_cae",), 0.1),
+    "--n-corrupt": ("n_corrupt", ("deep_cae",), 4),
 }
 
 
@@ -265,6 +270,11 @@ def _build_model(args):
         return models.DenoisingAutoencoder(layers=layers, noise=args.noise,
                                            noise_level=args.noise_level, activation=activation,
                                            tied=bool(args.tied), **common)
+    if args.model == "deep_cae":
+        return models.DeepContractiveAutoencoder(
+            layers=layers, lam=args.lam, penalty=args.penalty, n_projections=args.n_projections,
+            gamma=args.gamma, sigma=args.sigma, n_corrupt=args.n_corrupt,
+            activation=activation, tied=bool(args.tied), **common)
     if args.layers is not None and len(args.layers) != 1:
         raise _CommandError(f"--model cae has one hidden layer; got --layers "
                             f"{','.join(map(str, args.layers))}. Use --hidden N, or --model ae "
@@ -568,7 +578,7 @@ def _cmd_inspect(args):
     if isinstance(h, dict) and h.get("total"):
         lines.append(f"trained {len(h['total'])} epochs; last: " + ", ".join(
             f"{k} {h[k][-1]:.4g}" for k in h if isinstance(h[k], list) and h[k]
-            and k not in ("epoch_time_s",)))
+            and isinstance(h[k][-1], (int, float)) and k not in ("epoch_time_s",)))
     print("\n".join(lines))
     return 0
 
@@ -582,17 +592,34 @@ def _add_random_state(p):
 
 
 def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
-    p.add_argument("--model", default="cae", choices=["cae", "ae", "sae", "dae", "vae"],
+    p.add_argument("--model", default="cae",
+                   choices=["cae", "ae", "sae", "dae", "vae", "deep_cae"],
                    help="cae: contractive autoencoder (one hidden layer); ae: deep autoencoder; "
                         "sae: sparse autoencoder; dae: denoising autoencoder; vae: variational "
-                        "autoencoder (ae/sae/dae/vae take --layers) (default: cae)")
+                        "autoencoder; deep_cae: contractive autoencoder of any depth (the whole "
+                        "encoder's Jacobian penalised; CAE+H with --gamma) (ae/sae/dae/vae/"
+                        "deep_cae take --layers) (default: cae)")
     p.add_argument("--layers", type=_widths, default=None, metavar="W1,W2,...",
-                   help="encoder widths for --model ae/sae/dae, the last is the code size, e.g. "
+                   help="encoder widths for --model ae/sae/dae/deep_cae, the last is the code "
+                        "size, e.g. "
                         "256,128,100 (the decoder mirrors them); for --model vae the hidden "
                         "widths before the latent layer (default: --hidden)")
     p.add_argument("--tied", action="store_true", default=None,
-                   help="--model ae/sae/dae: decoder layers use the encoder's weights "
+                   help="--model ae/sae/dae/deep_cae: decoder layers use the encoder's weights "
                         "transposed")
+    deep = p.add_argument_group("deep contractive autoencoder (--model deep_cae)")
+    deep.add_argument("--penalty", default=None, choices=["exact", "stochastic"],
+                      help="exact: ||J||_F^2 of the whole encoder; stochastic: its unbiased "
+                           "estimate from --n-projections random projections shared by each "
+                           "minibatch (default: exact)")
+    deep.add_argument("--n-projections", type=_positive_int, default=None,
+                      help="projections per minibatch for --penalty stochastic (default: 4)")
+    deep.add_argument("--gamma", type=_non_negative_float, default=None,
+                      help="CAE+H weight of E||J(x) - J(x + eps)||_F^2, >= 0 (default: 0, off)")
+    deep.add_argument("--sigma", type=_positive_float, default=None,
+                      help="standard deviation of the CAE+H perturbations eps (default: 0.1)")
+    deep.add_argument("--n-corrupt", type=_positive_int, default=None,
+                      help="CAE+H perturbed copies of each input (default: 4)")
     sparse = p.add_argument_group("sparse autoencoder (--model sae)")
     sparse.add_argument("--sparsity", default=None, choices=["kl", "l1"],
                         help="kl: beta * sum_j KL(rho || batch-mean activation of unit j) "
@@ -623,7 +650,8 @@ def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
     p.add_argument("--hidden", type=_positive_int, default=hidden,
                    help=f"hidden units (default {hidden})")
     p.add_argument("--lam", type=_non_negative_float, default=None,
-                   help=f"--model cae: contractive penalty weight, >= 0 (default {lam})")
+                   help=f"--model cae/deep_cae: contractive penalty weight, >= 0 "
+                        f"(default {lam})")
     p.set_defaults(lam_default=lam)
     p.add_argument("--activation", type=_activation_spec, default=None,
                    help="hidden activation: sigmoid, tanh, relu, softplus, leaky_relu:SLOPE "

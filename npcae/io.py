@@ -5,6 +5,7 @@ File layout (a plain zip of ``.npy`` files, readable with ``np.load``)::
     __npcae__.npy        0-d unicode array holding the JSON metadata
     param.<name>.npy     each entry of model.params
     optim.<key>.<i>.npy  the optimizer's per-parameter buffers (to resume training)
+    stage.<i>.<name>.npy the parameters of a fitted stage ``i`` (StackedAutoencoder's ``stages_``)
 
 The metadata is a JSON object::
 
@@ -12,9 +13,12 @@ The metadata is a JSON object::
     format_version    1, 2 or 3 (this npcae writes 3)
     npcae_version     the npcae that wrote the file
     class             the model class, looked up in the registry the caller passes
-    hyperparameters   the constructor's arguments, by name
+    hyperparameters   the constructor's arguments, by name; an estimator among them (the
+                      stacked model's ``stages``) is {"__estimator__": {"class": name,
+                      "params": its hyperparameters}}, its class looked up in the registry
     n_features_in     the number of input features
-    history           the per-epoch training history (lists of floats, optional best_epoch)
+    history           the per-epoch training history (lists of floats, optional best_epoch;
+                      a stacked model's "stages": a list of its stages' histories)
     optimizer         null, or {"config", "steps", "n_buffers"} (the optimizer's state)
     training          {"rng_state": the minibatch-shuffling generator's state or null,
                        "n_iter": epochs trained}                           (version 3)
@@ -55,6 +59,10 @@ FORMAT_VERSION = 3
 # 3  adds "training": the shuffling generator's state and the epoch count, so a warm start
 #    after loading continues exactly like an uninterrupted run. The model's "seed"
 #    hyperparameter became "random_state" (older files are read either way).
+#    StackedAutoencoder files (format 3 too) add estimators in hyperparameters
+#    ({"__estimator__": ...}), history "stages" and "stage.<i>.<name>" arrays. Only that class
+#    uses them, and an npcae without it refuses its files by their unknown class, so the
+#    version number did not change.
 _META_KEY = "__npcae__"
 _RESAVE = "the file was altered or damaged after saving; save the model again"
 
@@ -153,6 +161,9 @@ def _jsonable(value):
     if isinstance(value, (ActivationFunction, Optimizer)):
         return {"__config__": value.get_config(),
                 "__kind__": "activation" if isinstance(value, ActivationFunction) else "optimizer"}
+    if _is_estimator(value):                           # e.g. a stacked model's stages
+        return {"__estimator__": {"class": type(value).__name__,
+                                  "params": _jsonable(value.get_params())}}
     if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
         return {"__dtype__": np.dtype(value).name}
     if isinstance(value, np.generic):
@@ -169,25 +180,73 @@ def _jsonable(value):
                     f"{type(value).__name__}; use a name, number or config dict.")
 
 
-def _from_jsonable(value):
-    """Inverse of :func:`_jsonable`."""
+def _is_estimator(value):
+    """An npcae model instance (duck-typed: this module never imports the models)."""
+    return (not isinstance(value, type) and callable(getattr(value, "get_params", None))
+            and callable(getattr(type(value), "_get_param_names", None)))
+
+
+def _from_jsonable(value, registry=None, where="value"):
+    """Inverse of :func:`_jsonable`. Estimators' classes are looked up in ``registry``
+    (a mapping name -> class) and nowhere else; ``where`` names the value in errors."""
     from .activations import get_activation
     from .optim import get_optimizer
     if isinstance(value, dict):
+        if "__estimator__" in value:
+            return _estimator_from_jsonable(value, registry, where)
         if "__dtype__" in value:
             return np.dtype(value["__dtype__"]).type
         if "__tuple__" in value:
             if not isinstance(value["__tuple__"], list):
                 raise TypeError(f"'__tuple__' must hold a list; got {value['__tuple__']!r}")
-            return tuple(_from_jsonable(v) for v in value["__tuple__"])
+            return tuple(_from_jsonable(v, registry, f"{where}[{i}]")
+                         for i, v in enumerate(value["__tuple__"]))
         if "__config__" in value:
             if value.get("__kind__") == "activation":
                 return get_activation(value["__config__"])
             return get_optimizer(value["__config__"])
-        return {k: _from_jsonable(v) for k, v in value.items()}
+        return {k: _from_jsonable(v, registry, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_jsonable(v) for v in value]
+        return [_from_jsonable(v, registry, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def _estimator_from_jsonable(value, registry, where):
+    """An unfitted estimator from ``{"__estimator__": {"class": name, "params": {...}}}``.
+
+    Strict: exactly those keys, a class from ``registry``, exactly the class's
+    hyperparameter names. Raises ``ValueError`` naming ``where`` and what is wrong.
+    """
+    field = f"{where}.__estimator__"
+    if set(value) != {"__estimator__"}:
+        raise ValueError(f"{where}: an estimator is stored as {{'__estimator__': ...}} alone; "
+                         f"found the other keys {sorted(k for k in value if k != '__estimator__')}")
+    spec = value["__estimator__"]
+    if not isinstance(spec, dict) or set(spec) != {"class", "params"}:
+        raise ValueError(f"{field} must be a JSON object with exactly the keys 'class' and "
+                         f"'params'; got {_short(spec)}")
+    if registry is None:
+        raise ValueError(f"{field}: decoding an estimator needs the model registry (pass it "
+                         f"to load_model)")
+    name, params = spec["class"], spec["params"]
+    cls = registry.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"{field}.class is {_short(name)}, not a known model class; known: "
+                         f"{sorted(registry)}")
+    if not isinstance(params, dict):
+        raise ValueError(f"{field}.params must be a JSON object of {name}'s hyperparameters; "
+                         f"got {_short(params)}")
+    names = cls._get_param_names()
+    missing = [k for k in names if k not in params]
+    unknown = sorted(k for k in params if k not in names)
+    if missing or unknown:
+        raise ValueError(f"{field}.params must name exactly {name}'s hyperparameters {names}; "
+                         f"missing: {missing}, unknown: {unknown}")
+    values = {k: _from_jsonable(params[k], registry, f"{field}.params.{k}") for k in names}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ValueError(f"{field}: {name}(...) refused these hyperparameters: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------
@@ -227,6 +286,10 @@ def save_model(model, path):
         for key, s in state["state"].items():
             for i, buf in enumerate(s["buffers"]):
                 arrays[f"optim.{key}.{i}"] = buf
+    saved_stages = getattr(model, "_saved_stages", None)
+    for i, stage_params in enumerate((saved_stages() if callable(saved_stages) else None) or ()):
+        for k, v in stage_params.items():
+            arrays[f"stage.{i}.{k}"] = np.asarray(v)
     history = getattr(model, "history_", {})
     training = {"rng_state": _jsonable(getattr(model, "training_rng_state_", None)),
                 "n_iter": int(getattr(model, "n_iter_", len(history.get("total", []))))}
@@ -261,7 +324,8 @@ def load_model(path, registry):
     BaseAutoencoder
         The model, with ``params``, ``n_features_in_``, ``history_``,
         ``n_iter_``, ``optimizer_`` (when saved) and ``training_rng_state_``
-        (format 3, when saved).
+        (format 3, when saved); a stacked model also gets its fitted ``stages_``
+        back from its ``stage.<i>.<name>`` arrays.
 
     Raises
     ------
@@ -297,6 +361,8 @@ def load_model(path, registry):
         model.training_rng_state_ = contents["rng_state"]
     if contents["optimizer"] is not None:
         model.optimizer_ = contents["optimizer"]
+    if contents["stages"] is not None:
+        model._restore_stages(contents["stages"])
     return model
 
 
@@ -409,8 +475,9 @@ def _check_file(meta, arrays, registry):
 
     Returns a dict: ``model`` (built from the checked hyperparameters, nothing
     else set), ``params``, ``n_features_in``, ``history``, ``n_iter``,
-    ``rng_state``, ``optimizer`` and ``dropped_optimizer`` (a format-1
-    optimizer state that is not carried over).
+    ``rng_state``, ``optimizer``, ``dropped_optimizer`` (a format-1
+    optimizer state that is not carried over) and ``stages`` (None, or a
+    stacked model's stage parameters: one dict per stage).
     """
     fmt = _get(meta, "format", "format")
     if fmt != FORMAT:
@@ -428,8 +495,10 @@ def _check_file(meta, arrays, registry):
                              f"'class'); known: {sorted(registry)}.")
     n_features = _check_int(_get(meta, "n_features_in", "n_features_in"), "n_features_in", 1)
     history = _check_history(_get(meta, "history", "history"))
-    model = _build_model(cls, _get(meta, "hyperparameters", "hyperparameters"), version)
+    model = _build_model(cls, _get(meta, "hyperparameters", "hyperparameters"), version,
+                         registry)
     params = _check_params(model, n_features, arrays)
+    stages = _check_stages(model, n_features, arrays, history)
 
     optim_meta = _get(meta, "optimizer", "optimizer")
     if optim_meta is not None:
@@ -442,7 +511,7 @@ def _check_file(meta, arrays, registry):
         raise ModelFileError(f"holds optimizer arrays but metadata field 'optimizer' is null; "
                              f"{_RESAVE}.")
 
-    leftover = sorted(k for k in arrays if not k.startswith(("param.", "optim.")))
+    leftover = sorted(k for k in arrays if not k.startswith(("param.", "optim.", "stage.")))
     if leftover:
         raise ModelFileError(f"holds entries that are not part of an npcae model: {leftover}; "
                              f"{_RESAVE}.")
@@ -456,16 +525,23 @@ def _check_file(meta, arrays, registry):
             _check_rng_state(rng_state)
     return {"model": model, "params": params, "n_features_in": n_features,
             "history": history, "n_iter": n_iter, "rng_state": rng_state,
-            "optimizer": optimizer, "dropped_optimizer": dropped}
+            "optimizer": optimizer, "dropped_optimizer": dropped, "stages": stages}
 
 
-def _check_history(history):
-    """A dict of lists of numbers (as floats), plus an optional int ``best_epoch``."""
+def _check_history(history, where="history", stages_allowed=True):
+    """A dict of lists of numbers (as floats), plus an optional int ``best_epoch`` and, at
+    the top level, an optional ``stages``: a list of such dicts (a stacked model's stages)."""
     expected = "a JSON object of lists of numbers (and an optional int 'best_epoch')"
-    _check_dict(history, "history", expected)
+    _check_dict(history, where, expected)
     checked = {}
     for key, values in history.items():
-        field = f"history.{key}"
+        field = f"{where}.{key}"
+        if key == "stages" and stages_allowed:
+            if not isinstance(values, list):
+                raise _field_error(field, "a list of the stages' histories", values)
+            checked[key] = [_check_history(h, f"{field}[{i}]", stages_allowed=False)
+                            for i, h in enumerate(values)]
+            continue
         if key == "best_epoch":
             checked[key] = _check_int(values, field, 1)
             continue
@@ -484,7 +560,7 @@ _FORMAT_2_HYPERPARAMETERS = {
 }
 
 
-def _build_model(cls, raw, version):
+def _build_model(cls, raw, version, registry=None):
     """An instance of ``cls`` from the stored hyperparameters, checked by the model itself."""
     _check_dict(raw, "hyperparameters")
     names = cls._get_param_names()
@@ -508,7 +584,7 @@ def _build_model(cls, raw, version):
     values = {}
     for name in names:
         try:
-            values[name] = _from_jsonable(raw[name])
+            values[name] = _from_jsonable(raw[name], registry, name)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise ModelFileError(f"metadata field 'hyperparameters.{name}' cannot be decoded "
                                  f"({exc}); {_RESAVE}.") from exc
@@ -549,6 +625,50 @@ def _check_params(model, n_features, arrays):
         if not np.isfinite(array).all():
             raise ModelFileError(f"array {entry!r} holds NaN or infinite values; {_RESAVE}.")
     return {name: stored[name] for name in shapes}
+
+
+def _check_stages(model, n_features, arrays, history):
+    """A stacked model's ``stage.<i>.<name>`` arrays: None when there are none, else one dict
+    per stage with exactly the names, shapes and (float) dtypes the stages need."""
+    stored = {k: v for k, v in arrays.items() if k.startswith("stage.")}
+    shapes_of = getattr(model, "_stage_param_shapes", None)
+    owner = type(model).__name__
+    if not callable(shapes_of):
+        if stored or "stages" in history:
+            what = f"arrays {sorted(stored)}" if stored else "metadata field 'history.stages'"
+            raise ModelFileError(f"holds {what}, but a {owner} has no stages; {_RESAVE}.")
+        return None
+    try:
+        expected = shapes_of(n_features)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"metadata fields 'hyperparameters' and 'n_features_in' do not "
+                             f"define the stages: {exc}") from exc
+    if "stages" in history and len(history["stages"]) != len(expected):
+        raise ModelFileError(f"metadata field 'history.stages' holds "
+                             f"{len(history['stages'])} histories; this {owner} has "
+                             f"{len(expected)} stages; {_RESAVE}.")
+    if not stored:
+        return None
+    needed = {f"stage.{i}.{name}": shape
+              for i, shapes in enumerate(expected) for name, shape in shapes.items()}
+    missing = sorted(set(needed) - set(stored))
+    unknown = sorted(set(stored) - set(needed))
+    if missing or unknown:
+        raise ModelFileError(f"holds stage arrays {sorted(stored)}; this {owner} needs "
+                             f"{sorted(needed)} (missing: {missing}, unexpected: {unknown}); "
+                             f"{_RESAVE}.")
+    for entry, shape in needed.items():
+        array = stored[entry]
+        if not isinstance(array, np.ndarray) or array.dtype not in (np.float32, np.float64):
+            raise ModelFileError(f"array {entry!r} must be a float32 or float64 array; got "
+                                 f"{_describe(array)}; {_RESAVE}.")
+        if array.shape != shape:
+            raise ModelFileError(f"array {entry!r} has shape {array.shape}; the stage needs "
+                                 f"{shape}; {_RESAVE}.")
+        if not np.isfinite(array).all():
+            raise ModelFileError(f"array {entry!r} holds NaN or infinite values; {_RESAVE}.")
+    return [{name: stored[f"stage.{i}.{name}"] for name in shapes}
+            for i, shapes in enumerate(expected)]
 
 
 def _check_optimizer(optim_meta, model, params, arrays):
