@@ -203,7 +203,20 @@ _MODEL_OPTIONS = {
     "--gamma": ("gamma", ("deep_cae",), 0.0),
     "--sigma": ("sigma", ("deep_cae",), 0.1),
     "--n-corrupt": ("n_corrupt", ("deep_cae",), 4),
+    "--stage-model": ("stage_model", ("stacked",), "cae"),
+    "--no-fine-tune": ("no_fine_tune", ("stacked",), False),
 }
+
+# --model stacked builds one --stage-model per width of --layers; these options go to the stages
+_STAGE_MODELS = ("cae", "ae", "sae", "dae")
+
+
+def _options_kind(args, models):
+    """The model an option is checked against: a stage option of --model stacked belongs to
+    its --stage-model (e.g. --noise with --stage-model dae)."""
+    if args.model == "stacked" and "stacked" not in models:
+        return args.stage_model or "cae"
+    return args.model
 
 
 def _check_model_options(args):
@@ -215,12 +228,18 @@ def _check_model_options(args):
     """
     for option, (dest, models, _) in _MODEL_OPTIONS.items():
         value = getattr(args, dest, None)
-        if value not in (None, False) and args.model not in models:
+        kind = _options_kind(args, models)
+        if value not in (None, False) and kind not in models:
             used = "--model " + (models[0] if len(models) == 1 else
                                  ", ".join(models[:-1]) + " or " + models[-1])
             hint = (" (the CAE is tied by default; --untied unties it)"
-                    if (option, args.model) == ("--tied", "cae") else "")
-            return option, (f"applies to {used} only, not --model {args.model}; drop it or "
+                    if (option, kind) == ("--tied", "cae") else "")
+            stage = [m for m in models if m in _STAGE_MODELS]
+            if kind != args.model and stage:
+                hint += f" (with --model stacked: --stage-model {stage[0]})"
+            what = (f"--model stacked with --stage-model {kind}" if kind != args.model
+                    else f"--model {kind}")
+            return option, (f"applies to {used} only, not {what}; drop it or "
                             f"choose {used}{hint}")
     if args.model == "vae" and args.loss is not None:
         return "--loss", ("--model vae sets its reconstruction loss with --decoder "
@@ -228,7 +247,9 @@ def _check_model_options(args):
     for option, (dest, _, default) in _MODEL_OPTIONS.items():
         if getattr(args, dest, None) is None:
             setattr(args, dest, args.lam_default if dest == "lam" else default)
-    if args.model == "dae" and args.noise != "gaussian" and args.noise_level > 1:
+    if args.model == "stacked" and args.stage_model not in _STAGE_MODELS:
+        return "--stage-model", f"must be one of {', '.join(_STAGE_MODELS)}"
+    if _options_kind(args, ()) == "dae" and args.noise != "gaussian" and args.noise_level > 1:
         return "--noise-level", (f"with --noise {args.noise} it is the probability that a "
                                  f"pixel is corrupted, so it must lie in [0, 1]; got "
                                  f"{args.noise_level:g} (only --noise gaussian takes a "
@@ -270,6 +291,15 @@ def _build_model(args):
         return models.DenoisingAutoencoder(layers=layers, noise=args.noise,
                                            noise_level=args.noise_level, activation=activation,
                                            tied=bool(args.tied), **common)
+    if args.model == "stacked":
+        # one one-layer stage per width, each trained for --epochs; then --epochs of fine-tuning
+        stages = [_build_model(argparse.Namespace(**{**vars(args), "model": args.stage_model,
+                                                     "layers": (width,), "quiet": True}))
+                  for width in layers]
+        return models.StackedAutoencoder(stages=stages, fine_tune=not args.no_fine_tune,
+                                         optimizer=Adam(lr=args.lr), batch_size=args.batch_size,
+                                         epochs=args.epochs, random_state=args.random_state,
+                                         verbose=0 if args.quiet else 1)
     if args.model == "deep_cae":
         return models.DeepContractiveAutoencoder(
             layers=layers, lam=args.lam, penalty=args.penalty, n_projections=args.n_projections,
@@ -593,12 +623,14 @@ def _add_random_state(p):
 
 def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
     p.add_argument("--model", default="cae",
-                   choices=["cae", "ae", "sae", "dae", "vae", "deep_cae"],
+                   choices=["cae", "ae", "sae", "dae", "vae", "deep_cae", "stacked"],
                    help="cae: contractive autoencoder (one hidden layer); ae: deep autoencoder; "
                         "sae: sparse autoencoder; dae: denoising autoencoder; vae: variational "
                         "autoencoder; deep_cae: contractive autoencoder of any depth (the whole "
-                        "encoder's Jacobian penalised; CAE+H with --gamma) (ae/sae/dae/vae/"
-                        "deep_cae take --layers) (default: cae)")
+                        "encoder's Jacobian penalised; CAE+H with --gamma); stacked: one "
+                        "--stage-model per width of --layers, trained greedily, then "
+                        "fine-tuned together (ae/sae/dae/vae/deep_cae/stacked take --layers) "
+                        "(default: cae)")
     p.add_argument("--layers", type=_widths, default=None, metavar="W1,W2,...",
                    help="encoder widths for --model ae/sae/dae/deep_cae, the last is the code "
                         "size, e.g. "
@@ -607,6 +639,12 @@ def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
     p.add_argument("--tied", action="store_true", default=None,
                    help="--model ae/sae/dae/deep_cae: decoder layers use the encoder's weights "
                         "transposed")
+    stacked = p.add_argument_group("stacked autoencoder (--model stacked)")
+    stacked.add_argument("--stage-model", default=None, choices=list(_STAGE_MODELS),
+                         help="the one-layer model of every stage; its own options (--lam, "
+                              "--noise, --sparsity, ...) apply to each stage (default: cae)")
+    stacked.add_argument("--no-fine-tune", action="store_true", default=None,
+                         help="keep the greedy stack (no joint fine-tuning on reconstruction)")
     deep = p.add_argument_group("deep contractive autoencoder (--model deep_cae)")
     deep.add_argument("--penalty", default=None, choices=["exact", "stochastic"],
                       help="exact: ||J||_F^2 of the whole encoder; stochastic: its unbiased "

@@ -632,6 +632,14 @@ NEW_MODEL_RUNS = [
     (["--model", "vae", "--n-latent", "2", "--decoder", "gaussian", "--layers", "32,16",
       "--activation", "softplus"], "VariationalAutoencoder",
      {"layers": (32, 16), "n_latent": 2, "decoder": "gaussian", "activation": "softplus"}),
+    (["--model", "deep_cae", "--layers", "32,8", "--lam", "0.2"], "DeepContractiveAutoencoder",
+     {"layers": (32, 8), "lam": 0.2, "penalty": "exact", "gamma": 0.0, "tied": False}),
+    (["--model", "deep_cae", "--layers", "24,8", "--penalty", "stochastic", "--n-projections",
+      "2", "--gamma", "0.5", "--sigma", "0.2", "--n-corrupt", "2", "--tied"],
+     "DeepContractiveAutoencoder", {"penalty": "stochastic", "n_projections": 2, "gamma": 0.5,
+                                    "sigma": 0.2, "n_corrupt": 2, "tied": True}),
+    (["--model", "stacked", "--layers", "32,8", "--lam", "0.2"], "StackedAutoencoder",
+     {"fine_tune": True}),
 ]
 NEW_MODEL_SMALL = ["--data", "digits", "--n-train", "400", "--n-test", "100", "--epochs", "1",
                    "--hidden", "16", "--n-analysis", "10", "--quiet", "--random-state", "3"]
@@ -680,6 +688,20 @@ def test_a_new_model_resumes_from_its_saved_file(tmp_path, capsys, no_figures):
     model = npcae.load(out / "model.npz")
     model.set_params(warm_start=True, epochs=2).fit(X)
     assert model.n_iter_ == 3
+
+
+def test_stacked_stages_take_the_stage_options(tmp_path, capsys, no_figures):
+    out = tmp_path / "run"
+    argv = ["--model", "stacked", "--stage-model", "dae", "--noise", "gaussian",
+            "--noise-level", "0.2", "--layers", "24,8", "--no-fine-tune"]
+    assert main(["train", *argv, *NEW_MODEL_SMALL, "--out", str(out)]) == 0
+    model = npcae.load(out / "model.npz")
+    assert model.get_params()["fine_tune"] is False and model.n_iter_ == 0
+    assert [type(s).__name__ for s in model.stages_] == ["DenoisingAutoencoder"] * 2
+    assert [s.get_params()["layers"] for s in model.stages_] == [(24,), (8,)]
+    assert {s.noise for s in model.stages_} == {"gaussian"}
+    assert model.transform(np.zeros((2, 784))).shape == (2, 8)
+    assert main(["inspect", str(out / "model.npz")]) == 0
 
 
 def test_vae_figures_and_summary(tmp_path, capsys):
@@ -732,6 +754,15 @@ NEW_MODEL_BAD = [
                                                             "gaussian"], "--decoder"),
     (["--model", "vae", "--tied"], "--tied"), (["--model", "vae", "--loss", "mse"], "--loss"),
     (["--model", "sae", "--untied"], "--untied"), (["--model", "sae", "--lam", "0.1"], "--lam"),
+    (["--model", "ae", "--gamma", "1"], "--gamma"), (["--model", "cae", "--penalty", "exact"],
+                                                     "--penalty"),
+    (["--model", "deep_cae", "--sigma", "0"], "--sigma"),
+    (["--model", "deep_cae", "--penalty", "approx"], "--penalty"),
+    (["--model", "deep_cae", "--n-corrupt", "0"], "--n-corrupt"),
+    (["--model", "stacked", "--noise", "masking"], "--noise"),       # the stages are CAEs
+    (["--model", "stacked", "--stage-model", "ae", "--lam", "0.1"], "--lam"),
+    (["--model", "cae", "--no-fine-tune"], "--no-fine-tune"),
+    (["--model", "stacked", "--stage-model", "vae"], "--stage-model"),
 ]
 
 
