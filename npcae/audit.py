@@ -165,6 +165,29 @@ def _audit_models(rng, rtol):
     rows += _audit_denoising(X, rtol)
     rows += _audit_variational(X, rtol)
     rows += _audit_deep_contractive(X, rtol)
+    rows += _audit_stacked(X, rtol)
+    return rows
+
+
+def _audit_stacked(X, rtol):
+    """StackedAutoencoder's fine-tuning objective (the engine with per-layer activations):
+    a tied stack of CAEs, and an untied mix (CAE, tanh autoencoder, softplus sparse stage)."""
+    from .models import (Autoencoder, ContractiveAutoencoder, SparseAutoencoder,
+                         StackedAutoencoder)
+    rows = []
+    stacks = [("tied CAE 5-3", [ContractiveAutoencoder(n_hidden=5), ContractiveAutoencoder(
+        n_hidden=3)]),
+              ("CAE 6 / AE tanh 4 / SAE softplus 3, untied",
+               [ContractiveAutoencoder(n_hidden=6, tied=False),
+                Autoencoder(layers=(4,), activation="tanh", loss="mse",
+                            output_activation="sigmoid"),
+                SparseAutoencoder(layers=(3,), sparsity="l1", activation="softplus",
+                                  loss="mse", output_activation="tanh")])]
+    for name, stages in stacks:
+        model = StackedAutoencoder(stages=stages, dtype=np.float64,
+                                   random_state=0).initialize(X.shape[1])
+        rows.append(_row(f"model StackedAutoencoder({name}, fine-tuning objective)",
+                         check_model(model, X, method="richardson", rtol=rtol), "richardson"))
     return rows
 
 
