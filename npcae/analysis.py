@@ -58,6 +58,12 @@ def _check_X_for_model(model, X, name="X"):
 
 def _hidden_size_hint(model):
     """Number of hidden units if it can be read off the parameters, else None."""
+    n_codes = getattr(model, "_n_codes", None)
+    if callable(n_codes):                       # the layered models: the code size
+        try:
+            return int(n_codes())
+        except (TypeError, ValueError, AttributeError):
+            pass
     params = getattr(model, "params", None)
     if isinstance(params, dict):
         W = params.get("W")

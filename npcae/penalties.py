@@ -356,7 +356,7 @@ def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weig
     grad_D = [None] * L
     t_dot = (2.0 * scale / m) * t                            # dT/dt_{L-1}
     for i in range(L - 1, -1, -1):
-        grad_D[i] = np.einsum("mnh,mnh->nh", t_dot, np.broadcast_to(pre[i], t_dot.shape))
+        grad_D[i] = np.multiply(t_dot, pre[i]).sum(axis=0)  # sum over the projections
         s_dot = np.multiply(t_dot, D[i], out=t_dot)          # dT/ds_i
         if i > 0:
             h_lo, h_up = ts[i - 1].shape[2], s_dot.shape[2]

@@ -84,8 +84,10 @@ class DeepContractiveAutoencoder(Autoencoder):
     :class:`~npcae.ContractiveAutoencoder` (which stays the fused one-layer
     model).
 
-    ``history_`` gains ``contractive`` and, with ``gamma > 0``, ``curvature``
-    (unweighted batch means).
+    ``history_`` gains ``contractive`` (with ``lam > 0``) and ``curvature`` (with
+    ``gamma > 0``), unweighted batch means. With ``lam = 0`` and ``gamma = 0`` nothing
+    beyond the plain autoencoder is computed (``jacobian_norm`` still measures the
+    encoder).
 
     Examples
     --------
@@ -187,19 +189,24 @@ class DeepContractiveAutoencoder(Autoencoder):
         L = len(self._encoder_widths())
         weights = self._encoder_weights()
         grad_weights = None if grads is None else [grads[f"encoder.{i}.W"] for i in range(L)]
-        D, E = self._cached_derivatives(encoder, second=grads is not None)
         lam, gamma = float(self.lam), float(self.gamma)
-        if self.penalty == "stochastic":
-            if projections is None:
-                projections = self._draw_projections(rng, d, X.dtype)
-            total, grad_A = projected_contractive_terms(
-                D, E, weights, projections, lam / n, grad_weights if lam else None)
-        else:
-            total, grad_A = deep_contractive_terms(
-                D, E, weights, lam / n, grad_weights if lam else None, self._chunk_rows(X), ws)
-        contractive = float(total) / n
-        terms = {"contractive": (contractive, lam * contractive)}
-        add_grad = {2 * i: g for i, g in enumerate(grad_A)} if grad_A is not None else {}
+        terms, add_grad = {}, {}
+        if lam == 0 and gamma == 0:
+            return terms, add_grad                  # a plain autoencoder: nothing to compute
+        D, E = self._cached_derivatives(encoder, second=grads is not None)
+        if lam > 0:
+            if self.penalty == "stochastic":
+                if projections is None:
+                    projections = self._draw_projections(rng, d, X.dtype)
+                total, grad_A = projected_contractive_terms(D, E, weights, projections, lam / n,
+                                                            grad_weights)
+            else:
+                total, grad_A = deep_contractive_terms(D, E, weights, lam / n, grad_weights,
+                                                       self._chunk_rows(X), ws)
+            contractive = float(total) / n
+            terms["contractive"] = (contractive, lam * contractive)
+            if grad_A is not None:
+                add_grad = {2 * i: g for i, g in enumerate(grad_A)}
         if gamma > 0:
             curvature, grad_A_clean = self._curvature(X, D, E, weights, grads, grad_weights,
                                                       ws, rng, perturbations)
@@ -260,6 +267,8 @@ class DeepContractiveAutoencoder(Autoencoder):
     # -- per-row terms (never random) ------------------------------------------------------
     def _extra_sample_terms(self, X):
         """Per row: the exact ``||J(x_n)||_F^2`` (for either ``penalty``); no curvature term."""
+        if float(self.lam) == 0:
+            return {}
         L = len(self._encoder_widths())
         _, D, E = encoder_derivatives(X, self._encoder_weights(),
                                       [self.params[f"encoder.{i}.b"] for i in range(L)],
