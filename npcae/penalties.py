@@ -327,7 +327,8 @@ def jacobian_sq_norms(D, weights, chunk_rows=None, ws=None):
     return values
 
 
-def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weights=None):
+def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weights=None,
+                                ws=None):
     r"""Stochastic ``||J(x_n)||_F^2 ~ (1/m) sum_p ||J(x_n) v_p||^2`` with shared projections.
 
     ``E[v v^T] = I`` makes each ``||J v||^2`` unbiased. The ``m`` vectors
@@ -338,30 +339,39 @@ def projected_contractive_terms(D, E, weights, projections, scale=1.0, grad_weig
 
     Returns ``(total, grad_A or None)`` as :func:`deep_contractive_terms`;
     the gradient is the exact gradient of the estimate for these projections
-    (``docs/derivations.md#stochastic-estimate``).
+    (``docs/derivations.md#stochastic-estimate``). ``ws``: work arrays' workspace.
     """
-    m = projections.shape[0]
+    m, n, L = projections.shape[0], D[0].shape[0], len(D)
+    dtype = np.result_type(projections, *D)
     U = projections @ weights[0]                             # v_p W_0         (m, h_0)
     pre = [U[:, None, :]]                                    # s_i: t_i = s_i * D_i
-    t = pre[0] * D[0]                                        # t_0             (m, n, h_0)
+    t = np.multiply(pre[0], D[0],                            # t_0             (m, n, h_0)
+                    out=_buffer(ws, "t0", (m, n, U.shape[1]), dtype))
     ts = [t]
-    for i in range(1, len(D)):
-        pre.append(t @ weights[i])                           # s_i = t_{i-1} W_i
-        t = pre[i] * D[i]                                    # t_i             (m, n, h_i)
-        ts.append(t)
+    for i in range(1, L):
+        h = weights[i].shape[1]
+        pre.append(np.matmul(t, weights[i], out=_buffer(ws, f"s{i}", (m, n, h), dtype)))
+        t = np.multiply(pre[i], D[i], out=_buffer(ws, f"t{i}", (m, n, h), dtype))
+        ts.append(t)                                         # t_i = (t_{i-1} W_i) * D_i
     total = np.vdot(t, t) / m                                # sum_n (1/m) sum_p ||t||^2
     if grad_weights is None:
         return total, None
-    L = len(D)
     grad_D = [None] * L
-    t_dot = (2.0 * scale / m) * t                            # dT/dt_{L-1}
+    t_dot = np.multiply(t, 2.0 * scale / m,                  # dT/dt_{L-1}
+                        out=_buffer(ws, f"t_dot{L - 1}", t.shape, dtype))
     for i in range(L - 1, -1, -1):
-        grad_D[i] = np.multiply(t_dot, pre[i]).sum(axis=0)  # sum over the projections
+        if i > 0:
+            grad_D[i] = np.multiply(t_dot, pre[i]).sum(axis=0)       # sum over projections
+        else:                                                # s_0 = U, the same for every row
+            grad_D[0] = t_dot[0] * U[0]
+            for p in range(1, m):
+                grad_D[0] += t_dot[p] * U[p]
         s_dot = np.multiply(t_dot, D[i], out=t_dot)          # dT/ds_i
         if i > 0:
             h_lo, h_up = ts[i - 1].shape[2], s_dot.shape[2]
             grad_weights[i] += ts[i - 1].reshape(-1, h_lo).T @ s_dot.reshape(-1, h_up)
-            t_dot = s_dot @ weights[i].T                     # dT/dt_{i-1}
+            t_dot = np.matmul(s_dot, weights[i].T,           # dT/dt_{i-1}
+                              out=_buffer(ws, f"t_dot{i - 1}", ts[i - 1].shape, dtype))
         else:
             grad_weights[0] += projections.T @ s_dot.sum(axis=1)     # U = V W_0
     return total, _times_second_derivative(grad_D, E)

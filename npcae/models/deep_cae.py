@@ -199,7 +199,7 @@ class DeepContractiveAutoencoder(Autoencoder):
                 if projections is None:
                     projections = self._draw_projections(rng, d, X.dtype)
                 total, grad_A = projected_contractive_terms(D, E, weights, projections, lam / n,
-                                                            grad_weights)
+                                                            grad_weights, ws)
             else:
                 total, grad_A = deep_contractive_terms(D, E, weights, lam / n, grad_weights,
                                                        self._chunk_rows(X), ws)
