@@ -33,6 +33,8 @@ __all__ = [
     "plot_tangents",
     "plot_history",
     "plot_contraction_curves",
+    "plot_tangent_comparison",
+    "plot_code_scatter",
 ]
 
 DPI = 120
@@ -547,4 +549,118 @@ def plot_contraction_curves(radii, curves, path=None):
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return _finish(plt, fig, path)
+
+
+def plot_tangent_comparison(X, tangents, image_shape=(28, 28), n_points=4, n_directions=3,
+                            path=None, title=None):
+    """Several tangent estimates side by side: one row per point, one block per method.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, h*w)
+        The points.
+    tangents : dict label -> array_like (n, m, h*w)
+        Tangent directions per point for each method, e.g. ``{"CAE (J_f)": T1,
+        "local PCA": T2, "true (renderer)": T3}``.
+    image_shape : (int, int)
+    n_points, n_directions : int
+        Rows shown, and directions shown per method (at most each method's ``m``).
+    path : str or os.PathLike, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Column 0 is the input in grey; then each method's directions, each
+        divided by its largest absolute entry (diverging colormap centred at 0;
+        a tangent's sign is arbitrary), with the method named above its block.
+    """
+    X = as_float_array(X, "X", ndim=2)
+    series = _as_series_dict(tangents, "tangents", "tangents")
+    shape = _image_shape(image_shape, X.shape[1], "X")
+    rows = min(check_positive_int(n_points, "n_points"), X.shape[0])
+    n_dir = check_positive_int(n_directions, "n_directions")
+    blocks = {}
+    for label, T in series.items():
+        T = as_float_array(T, f"tangents[{label!r}]", ndim=3)
+        if T.shape[0] < rows or T.shape[2] != X.shape[1]:
+            raise ValueError(f"tangents[{label!r}] must have shape (n, m, {X.shape[1]}) with "
+                             f"n >= {rows}; got {T.shape}.")
+        blocks[label] = T[:rows, :min(n_dir, T.shape[1])]
+    cols = 1 + sum(T.shape[1] for T in blocks.values())
+    plt = _pyplot()
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 0.8, 1.35 * rows + 0.9),
+                             squeeze=False, layout="constrained")
+    im = None
+    for i in range(rows):
+        axes[i, 0].imshow(X[i].reshape(shape), cmap="gray", interpolation="nearest")
+        axes[i, 0].set_title("input" if i == 0 else "", fontsize=8)
+        _blank(axes[i, 0])
+        c = 1
+        for label, T in blocks.items():
+            for j in range(T.shape[1]):
+                ax = axes[i, c]
+                im = ax.imshow(_symmetric(T[i, j]).reshape(shape), cmap=_DIVERGING, vmin=-1,
+                               vmax=1, interpolation="nearest")
+                if i == 0:
+                    ax.set_title(f"{label}\n#{j + 1}" if j == 0 else f"#{j + 1}", fontsize=8)
+                _blank(ax)
+                c += 1
+    fig.colorbar(im, ax=axes[:, 1:], shrink=0.7, label="entry / max |entry| (sign arbitrary)")
+    fig.suptitle(title or "Tangent directions at the same inputs, by method", fontsize=10)
+    return _finish(plt, fig, path)
+
+
+def plot_code_scatter(Z, labels, path=None, title=None, xlabel="component 1",
+                      ylabel="component 2", max_points=3000, random_state=0):
+    """2-D scatter of codes coloured by class label.
+
+    Parameters
+    ----------
+    Z : array_like, shape (n, 2)
+        Two coordinates per sample (a 2-unit code, or the first two principal
+        components of a wider code).
+    labels : array_like of int, shape (n,)
+    path, title : optional
+    xlabel, ylabel : str
+        Axis names (say what the coordinates are).
+    max_points : int
+        At most this many points are drawn (a fixed random subset), so the
+        classes stay visible.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One colour per class with a legend; each class's median marked by its label.
+    """
+    Z = as_float_array(Z, "Z", ndim=2)
+    if Z.shape[1] != 2:
+        raise ValueError(f"Z must have two columns (a 2-D embedding); got shape {Z.shape}. "
+                         f"Project a wider code first, e.g. on its first two principal "
+                         f"components.")
+    y = np.asarray(labels)
+    if y.shape != (Z.shape[0],):
+        raise ValueError(f"labels must have shape ({Z.shape[0]},) to match Z; got {y.shape}.")
+    keep = np.arange(Z.shape[0])
+    if Z.shape[0] > check_positive_int(max_points, "max_points"):
+        keep = np.sort(np.random.default_rng(random_state).choice(Z.shape[0], max_points,
+                                                                  replace=False))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 5.0), layout="constrained")
+    classes = np.unique(y)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for c_i, c in enumerate(classes):
+        sel = keep[y[keep] == c]
+        ax.scatter(Z[sel, 0], Z[sel, 1], s=5, alpha=0.6, color=cmap(c_i % cmap.N),
+                   label=str(c))
+        if np.any(y == c):
+            mx, my = np.median(Z[y == c], axis=0)
+            ax.text(mx, my, str(c), fontsize=11, weight="bold", ha="center", va="center",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.7, lw=0))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "Codes coloured by label", fontsize=10)
+    ax.legend(title="label", fontsize=7, markerscale=2, loc="best", ncol=2)
+    ax.grid(True, alpha=0.3)
     return _finish(plt, fig, path)

@@ -84,11 +84,17 @@ def _all_figures(X, model, tmp_path):
         "contraction": lambda p: plotting.plot_contraction_curves(
             radii, {"fake": analysis.contraction_ratio(model, X, radii, n_directions=2)},
             path=p),
+        "tangent_comparison": lambda p: plotting.plot_tangent_comparison(
+            X[:4], {"model": T, "local PCA": analysis.local_pca_tangents(X, X[:4], 5, 2)},
+            SHAPE, n_points=3, n_directions=2, path=p),
+        "code_scatter": lambda p: plotting.plot_code_scatter(
+            model.transform(X)[:, :2], np.arange(len(X)) % 3, path=p, max_points=8),
     }
 
 
 @pytest.mark.parametrize("name", ["recon", "filters", "spectrum", "spectrum_single",
-                                  "tangents", "history", "contraction"])
+                                  "tangents", "history", "contraction", "tangent_comparison",
+                                  "code_scatter"])
 def test_each_plot_writes_png_and_closes(setup, tmp_path, name):
     import matplotlib.pyplot as plt
     X, model = setup
@@ -177,6 +183,13 @@ def test_input_errors(setup):
         plotting.plot_tangents(X, np.zeros((len(X), 2, 10)), image_shape=SHAPE)
     with pytest.raises(ValueError, match="radii"):
         plotting.plot_contraction_curves([1.0, 2.0], {"a": [1.0]})
+    with pytest.raises(ValueError, match="two columns"):
+        plotting.plot_code_scatter(np.zeros((4, 3)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\)"):
+        plotting.plot_code_scatter(np.zeros((4, 2)), [0, 1, 0])
+    with pytest.raises(ValueError, match=r"tangents\['b'\] must have shape"):
+        plotting.plot_tangent_comparison(X, {"b": np.zeros((len(X), 2, 10))},
+                                         image_shape=SHAPE)
 
 
 def test_plotting_import_is_lazy_and_missing_matplotlib_message():
