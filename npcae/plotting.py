@@ -35,6 +35,9 @@ __all__ = [
     "plot_contraction_curves",
     "plot_tangent_comparison",
     "plot_code_scatter",
+    "plot_roc_curves",
+    "plot_vector_fields",
+    "plot_gap_convergence",
 ]
 
 DPI = 120
@@ -590,8 +593,11 @@ def plot_tangent_comparison(X, tangents, image_shape=(28, 28), n_points=4, n_dir
         blocks[label] = T[:rows, :min(n_dir, T.shape[1])]
     cols = 1 + sum(T.shape[1] for T in blocks.values())
     plt = _pyplot()
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 0.8, 1.35 * rows + 0.9),
-                             squeeze=False, layout="constrained")
+    # fixed margins, not the constrained layout: with dozens of image panels it costs seconds
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 1.2, 1.35 * rows + 1.0),
+                             squeeze=False)
+    fig.subplots_adjust(left=0.02, right=0.9, bottom=0.03, top=1 - 0.75 / (1.35 * rows + 1.0),
+                        wspace=0.08, hspace=0.12)
     im = None
     for i in range(rows):
         axes[i, 0].imshow(X[i].reshape(shape), cmap="gray", interpolation="nearest")
@@ -607,7 +613,8 @@ def plot_tangent_comparison(X, tangents, image_shape=(28, 28), n_points=4, n_dir
                     ax.set_title(f"{label}\n#{j + 1}" if j == 0 else f"#{j + 1}", fontsize=8)
                 _blank(ax)
                 c += 1
-    fig.colorbar(im, ax=axes[:, 1:], shrink=0.7, label="entry / max |entry| (sign arbitrary)")
+    cax = fig.add_axes([0.92, 0.15, 0.015, 0.6])
+    fig.colorbar(im, cax=cax, label="entry / max |entry| (sign arbitrary)")
     fig.suptitle(title or "Tangent directions at the same inputs, by method", fontsize=10)
     return _finish(plt, fig, path)
 
@@ -663,4 +670,223 @@ def plot_code_scatter(Z, labels, path=None, title=None, xlabel="component 1",
     ax.set_title(title or "Codes coloured by label", fontsize=10)
     ax.legend(title="label", fontsize=7, markerscale=2, loc="best", ncol=2)
     ax.grid(True, alpha=0.3)
+    return _finish(plt, fig, path)
+
+
+def _roc_panel(ax, curves, title, colors):
+    from ._scores import roc_auc, roc_curve
+    for label, (scores, labels) in curves.items():
+        fpr, tpr, _ = roc_curve(scores, labels)
+        ax.plot(fpr, tpr, lw=1.6, color=colors[label],
+                label=f"{label} (AUC {roc_auc(scores, labels):.3f})")
+    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="chance (AUC 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.005)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false-positive rate (normal samples flagged)")
+    ax.set_ylabel("true-positive rate (anomalies flagged)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def plot_roc_curves(curves, path=None, title=None, ncols=3):
+    """ROC curves with their AUC in the legend, and the chance diagonal.
+
+    Parameters
+    ----------
+    curves : dict
+        Either ``label -> (scores, labels)`` (one panel), or
+        ``panel title -> {label -> (scores, labels)}`` (one panel each). Scores:
+        higher means more positive (anomalous); labels: 1/True for positives.
+    path : str or os.PathLike, optional
+        Where to save the figure (then closed).
+    title : str, optional
+        Figure title.
+    ncols : int
+        Panels per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError("curves must be a non-empty dict: label -> (scores, labels), or panel "
+                         "title -> {label -> (scores, labels)}.")
+    nested = all(isinstance(v, dict) for v in curves.values())
+    panels = curves if nested else {None: curves}
+    plt = _pyplot()
+    n = len(panels)
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 4.5 * nrows + 0.4),
+                             squeeze=False, layout="constrained")
+    colors = {}
+    for panel in panels.values():
+        for label in panel:
+            colors.setdefault(label, f"C{len(colors) % 10}")
+    for ax, (panel_title, panel) in zip(axes.flat, panels.items()):
+        _roc_panel(ax, panel, panel_title, colors)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _finish(plt, fig, path)
+
+
+def plot_vector_fields(panels, path=None, title=None, ncols=3):
+    """Reconstruction vector fields ``r(x) - x`` over the plane, one panel each.
+
+    Each arrow starts at a grid point ``x`` and points to its reconstruction
+    ``r(x)``, coloured by its true length ``||r(x) - x||``. All panels share one
+    length scale: arrows are drawn at their true length, or shortened by one
+    common factor (stated under the figure) so that nine arrows in ten are
+    at most 1.2 grid spacings long. A denoising or contractive auto-encoder pulls points towards
+    the data: arrows point at the curve from both sides and vanish on it.
+
+    Parameters
+    ----------
+    panels : list of dict
+        Each with ``"grid"`` (g, 2) points, ``"vectors"`` (g, 2) the displacements
+        ``r(x) - x``, and optionally ``"data"`` (n, 2) training points,
+        ``"curve"`` (c, 2) the noise-free curve (a line), ``"title"``.
+    path, title, ncols
+        As for :func:`plot_roc_curves`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not panels:
+        raise ValueError("panels must be a non-empty list of dicts with 'grid' and 'vectors'.")
+    checked = []
+    for i, p in enumerate(panels):
+        G = as_float_array(p["grid"], f"panels[{i}]['grid']", ndim=2)
+        V = as_float_array(p["vectors"], f"panels[{i}]['vectors']", ndim=2)
+        if G.shape != V.shape or G.shape[1] != 2:
+            raise ValueError(f"panels[{i}]: 'grid' and 'vectors' must both be (g, 2); got "
+                             f"{G.shape} and {V.shape}.")
+        checked.append((G, V, p))
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+    n = len(checked)
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 0.8, 4.2 * nrows + 0.6),
+                             squeeze=False, layout="constrained")
+    lengths = np.concatenate([np.linalg.norm(V, axis=1) for _, V, _ in checked])
+    vmax = float(np.max(lengths)) or 1.0
+    spacing = min(_grid_spacing(G) for G, _, _ in checked)
+    # one factor for every panel: the 90th percentile of the lengths -> 1.2 grid spacings
+    shrink = max(1.0, float(np.percentile(lengths, 90)) / (1.2 * spacing))
+    quiver = None
+    for ax, (G, V, p) in zip(axes.flat, checked):
+        if p.get("data") is not None:
+            D = as_float_array(p["data"], "data", ndim=2)
+            ax.scatter(D[:, 0], D[:, 1], s=3, color="0.65", zorder=1, lw=0)
+        if p.get("curve") is not None:
+            C = as_float_array(p["curve"], "curve", ndim=2)
+            ax.plot(C[:, 0], C[:, 1], color="k", lw=1.0, zorder=2)
+        quiver = ax.quiver(G[:, 0], G[:, 1], V[:, 0], V[:, 1], np.linalg.norm(V, axis=1),
+                           angles="xy", scale_units="xy", scale=shrink, cmap="viridis",
+                           clim=(0.0, vmax), width=0.004, headwidth=3.5, headlength=4,
+                           zorder=3)
+        ax.set_aspect("equal")
+        lo, hi = G.min(axis=0), G.max(axis=0)
+        pad = 0.06 * (hi - lo)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+        if p.get("title"):
+            ax.set_title(p["title"], fontsize=10)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], marker="o", ls="", color="0.65", ms=4, label="training data"),
+               Line2D([], [], color="k", lw=1, label="noise-free curve"),
+               Line2D([], [], marker=r"$\rightarrow$", ls="", color="C0", ms=12,
+                      label="arrow from x towards r(x)" + (
+                          "" if shrink == 1.0 else f", drawn at 1/{shrink:.3g} of its length"))]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=9)
+    fig.colorbar(quiver, ax=axes.ravel().tolist(), shrink=0.8,
+                 label=r"arrow length $\|r(x) - x\|$")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return _finish(plt, fig, path)
+
+
+def _grid_spacing(G):
+    """Typical distance from a grid point to its nearest neighbour (median)."""
+    if len(G) < 2:
+        return 1.0
+    D = np.sum((G[:, None, :] - G[None, :, :]) ** 2, axis=-1) if len(G) <= 2000 else None
+    if D is None:
+        span = np.ptp(G, axis=0)
+        return float(np.sqrt(span[0] * span[1] / len(G))) or 1.0
+    np.fill_diagonal(D, np.inf)
+    return float(np.sqrt(np.median(D.min(axis=1)))) or 1.0
+
+
+def plot_gap_convergence(results, path=None, title=None):
+    """How ``lhs(sigma)`` of :func:`npcae._scores.dae_cae_gap` converges to ``rhs``, log-log.
+
+    Parameters
+    ----------
+    results : dict label -> list of records
+        The output of ``dae_cae_gap`` for each model (at least two sigmas).
+    path, title
+        As for :func:`plot_roc_curves`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: ``|lhs - rhs| / |rhs|`` (filled markers) and the standard error of
+        ``lhs / |rhs|`` (hollow markers, dotted): where the two meet, the gap is
+        lost in the Monte-Carlo noise. Right: ``|lhs(sigma) - lhs(sigma_min)| /
+        |rhs|`` from paired draws, with one-standard-error bars, and a dashed
+        line of slope 2 (the predicted ``O(sigma^2)``).
+    """
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict: label -> list of dae_cae_gap "
+                         "records.")
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.6), layout="constrained")
+    top, s_all = 0.0, []
+    for i, (label, records) in enumerate(results.items()):
+        recs = sorted(records, key=lambda rec: rec["sigma"])
+        s = np.array([rec["sigma"] for rec in recs])
+        rhs = abs(recs[0]["rhs"]) or 1.0
+        gap = np.abs([rec["relative_gap"] for rec in recs])
+        se = np.array([rec["relative_gap_se"] for rec in recs])
+        color = f"C{i}"
+        ax1.plot(s, gap, marker="o", color=color, lw=1.6, label=f"{label}: |lhs - rhs| / |rhs|")
+        ax1.plot(s, se, marker="o", mfc="none", ls=":", color=color, lw=1,
+                 label=f"{label}: standard error")
+        diff = np.array([abs(rec["lhs_minus_smallest"]) for rec in recs[1:]]) / rhs
+        dse = np.array([rec["lhs_minus_smallest_se"] for rec in recs[1:]]) / rhs
+        ax2.errorbar(s[1:], diff, yerr=dse, marker="o", color=color, lw=1.6, capsize=3,
+                     label=label)
+        if diff.size:
+            top = max(top, float(np.max(diff)))
+        s_all.extend(s)
+    if top > 0:
+        s_ref = np.array([min(s_all), max(s_all)])
+        ax2.plot(s_ref, top * (s_ref / s_ref[1]) ** 2, color="k", ls="--", lw=1,
+                 label=r"slope 2: $\propto \sigma^2$")
+    s_min = min(s_all)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"noise standard deviation $\sigma$")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set_ylabel(r"$|\mathrm{lhs}(\sigma) - \mathrm{rhs}|\,/\,|\mathrm{rhs}|$")
+    ax1.set_title("gap to the sigma -> 0 limit (exact derivatives)", fontsize=10)
+    ax2.set_ylabel(rf"$|\mathrm{{lhs}}(\sigma) - \mathrm{{lhs}}({s_min:g})|\,/\,"
+                   rf"|\mathrm{{rhs}}|$")
+    ax2.set_title(f"change from sigma = {s_min:g}, paired draws (+-1 standard error)",
+                  fontsize=10)
+    fig.suptitle(title or "DAE-CAE link: lhs(sigma) -> ||J_r||_F^2 - (x - r).Lap r as "
+                          "sigma -> 0", fontsize=11)
     return _finish(plt, fig, path)
