@@ -6,11 +6,15 @@
 * The denoising-contractive link and anomaly scores (:mod:`npcae._scores`):
   ``dae_cae_gap``, ``reconstruction_derivatives``, ``format_gap_table``,
   ``anomaly_scores``, ``roc_auc``, ``roc_curve``, ``SCORE_KINDS``.
+* Features for classifiers (:mod:`npcae._probe`): ``linear_probe`` (multinomial
+  logistic regression, L2, full batch, the library's own loss and Adam),
+  ``probe_loss_and_grad``, ``ProbeResult``, ``PCA`` (via SVD).
 
 Each function's docstring states its math and shapes; the modules above hold the
 code (this one only gathers the public names, so the parts can import each other
 without a cycle).
 """
+from ._probe import PCA, ProbeResult, linear_probe, probe_loss_and_grad
 from ._scores import (SCORE_KINDS, anomaly_scores, dae_cae_gap, format_gap_table,
                       reconstruction_derivatives, roc_auc, roc_curve)
 from ._spectra import (_check_model, _check_X_for_model, _hidden_size_hint,  # noqa: F401
@@ -23,4 +27,5 @@ __all__ = [
     "subspace_angles", "summarize_spectrum",
     "dae_cae_gap", "reconstruction_derivatives", "format_gap_table", "anomaly_scores",
     "roc_auc", "roc_curve", "SCORE_KINDS",
+    "linear_probe", "probe_loss_and_grad", "ProbeResult", "PCA",
 ]

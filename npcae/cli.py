@@ -519,9 +519,9 @@ def _train_and_report(args, header):
 def _train(args, out, header):
     model = None
     try:
-        X, _, X_test, _, desc = _load_data(args.data, args.n_train, args.n_test,
-                                           args.random_state, args.data_dir,
-                                           download=getattr(args, "download", False))
+        X, y, X_test, y_test, desc = _load_data(args.data, args.n_train, args.n_test,
+                                                args.random_state, args.data_dir,
+                                                download=getattr(args, "download", False))
         print(f"{header}: {desc}, {X.shape[0]} training / {X_test.shape[0]} test images, "
               f"{X.shape[1]} pixels", flush=True)
         model = _build_model(args)
@@ -539,6 +539,18 @@ def _train(args, out, header):
                             for k, v in model.get_params().items()}})
         files = _figures(model, X_test, svals, out, args.n_analysis)
         _write_json(out / "summary.json", summary)
+        if getattr(args, "report", False) and args.model != "cae":
+            print(f"\nreport.md compares a CAE with its twins; skipped for --model "
+                  f"{args.model}.")
+        elif getattr(args, "report", False):
+            from .report import write_report
+            print("\nreport: training the lam = 0 and denoising twins and measuring all "
+                  "three ...", flush=True)
+            numbers = write_report(model, X, y, X_test, y_test, out, data_desc=desc,
+                                   n_analysis=args.n_analysis, random_state=args.random_state,
+                                   existing_figures=files, verbose=not args.quiet)
+            files = sorted(set(files) | set(numbers["files"]), key=lambda f: (
+                f != "report.md", f))
     except KeyboardInterrupt as exc:
         return _save_after_interrupt(args.command, model, out, exc)
     print(f"\ntrained in {train_s:.1f} s")
@@ -571,6 +583,8 @@ def _train(args, out, header):
 def _cmd_demo(args):
     code = _train_and_report(args, "npcae demo")
     if code == 0:
+        if getattr(args, "report", False) and args.model == "cae":
+            print(f"\nRead {args.out}/report.md: what the CAE learned, with the figures.")
         print("\nNext: `npcae inspect {0}/model.npz`, or `npcae train --help` for more "
               "options.".format(args.out))
     return code
@@ -720,7 +734,10 @@ def build_parser():
     p = sub.add_parser("demo", help="train a CAE on MNIST (or built-in digits) and write figures")
     _add_training_args(p, epochs=20, hidden=64, lam=0.5, n_train=0, data="auto")
     p.add_argument("--out", default="npcae-demo", help="output folder (default: npcae-demo)")
-    p.set_defaults(func=_cmd_demo, subparser=p)
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip report.md (the twins, spectra, tangents, contraction and probe "
+                        "comparisons); only the CAE and its figures")
+    p.set_defaults(func=_cmd_demo, subparser=p, report=True)
 
     p = sub.add_parser("train", help="train a model and save it with its history and figures")
     _add_training_args(p, epochs=10, hidden=64, lam=0.1, n_train=0, data="mnist")

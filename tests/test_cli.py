@@ -6,6 +6,7 @@ left behind empty by a failed run, Ctrl-C / SIGTERM save the last completed epoc
 (exit 130 / 143, no temporary files), and ``npcae inspect`` never shows a traceback.
 """
 import json
+import re
 import os
 import queue
 import signal
@@ -163,6 +164,32 @@ def test_demo_writes_figures_and_summary(demo_dir, capsys):
     assert summary["hyperparameters"]["random_state"] == 0
     assert len(json.loads((demo_dir / "history.json").read_text())["total"]) == 2
     assert not _tmp_files(demo_dir)
+
+
+def test_demo_writes_a_report_that_embeds_existing_figures(demo_dir):
+    report = (demo_dir / "report.md").read_text()
+    numbers = json.loads((demo_dir / "report.json").read_text())
+    assert report.startswith("# What the contractive autoencoder learned")
+    for section in ("## 2. Reconstruction", "## 3. The manifold", "## 4. Tangent directions",
+                    "## 5. Contraction", "## 6. Codes as features"):
+        assert section in report, section
+    embedded = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert {"spectra_compared.png", "contraction.png", "codes.png", "tangents_compared.png",
+            "history.png", "reconstructions.png", "filters.png"} <= set(embedded)
+    for name in embedded:
+        assert (demo_dir / name).stat().st_size > 0, name
+    assert set(numbers["models"]) == {"CAE (lam = 0.5)", "AE (lam = 0)", "DAE (masking 0.25)"}
+    for name, m in numbers["models"].items():
+        assert f"| {name} |" in report and 0 <= m["probe_accuracy"] <= 1
+    assert "nan" not in report.lower()
+
+
+def test_demo_without_report(tmp_path, capsys, no_figures):
+    out = tmp_path / "d"
+    assert main(["demo", "--data", "digits", "--n-train", "100", "--n-test", "50",
+                 "--epochs", "1", "--hidden", "4", "--n-analysis", "5", "--quiet",
+                 "--no-report", "--out", str(out)]) == 0
+    assert not (out / "report.md").exists() and (out / "model.npz").exists()
 
 
 def test_demo_runs_offline_on_builtin_digits(tmp_path, monkeypatch, capsys, no_figures):
