@@ -238,10 +238,12 @@ def test_public_api_comes_from_the_four_modules():
     """npcae.datasets is a package (idx, mnist, digits, manifolds) whose __init__ re-exports
     the public API and holds the name-based dispatchers."""
     from npcae.datasets import digits, idx, manifolds, mnist
-    assert sorted(datasets.__all__) == ["DatasetNotFoundError", "FASHION_MNIST_CLASSES",
-                                        "load_dataset", "load_fashion_mnist", "load_mnist",
-                                        "load_train_test", "make_digits", "make_manifold",
-                                        "read_idx"]
+    assert sorted(datasets.__all__) == ["DIGIT_FACTOR_NAMES", "DatasetNotFoundError",
+                                        "FASHION_MNIST_CLASSES", "WARP_FACTOR_NAMES",
+                                        "digit_tangents", "load_dataset", "load_fashion_mnist",
+                                        "load_mnist", "load_train_test", "make_digits",
+                                        "make_manifold", "read_idx", "render_digits",
+                                        "sample_digit_factors"]
     assert read_idx is idx.read_idx
     assert (load_mnist, load_fashion_mnist) == (mnist.load_mnist, mnist.load_fashion_mnist)
     assert DatasetNotFoundError is mnist.DatasetNotFoundError

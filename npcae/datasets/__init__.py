@@ -17,6 +17,11 @@ read_idx
     Parse any IDX file (the format MNIST is distributed in).
 make_digits
     Procedural, MNIST-like 28x28 digits rendered in pure NumPy. Works offline.
+sample_digit_factors, render_digits, digit_tangents
+    The same digits from explicit factors (rotation, scale, aspect, shear, shift,
+    thickness, and the per-sample warp), and the exact-to-~1e-8 derivative of each
+    image with respect to each factor: the true tangents of the digit manifold
+    (``DIGIT_FACTOR_NAMES``, ``WARP_FACTOR_NAMES``).
 make_manifold
     Points on a 1-D curve (circle, spiral, sine) embedded in ``ambient_dim``
     dimensions, with the curve parameter and the true unit tangents.
@@ -31,15 +36,19 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_random_state
-from .digits import make_digits
+from .digits import (DIGIT_FACTOR_NAMES, WARP_FACTOR_NAMES, digit_tangents, make_digits,
+                     render_digits, sample_digit_factors)
 from .idx import read_idx
 from .manifolds import make_manifold
 from .mnist import (FASHION_MNIST_CLASSES, DatasetNotFoundError, _check_n_samples, _check_split,
                     load_fashion_mnist, load_mnist)
 
 __all__ = [
+    "DIGIT_FACTOR_NAMES",
     "DatasetNotFoundError",
     "FASHION_MNIST_CLASSES",
+    "WARP_FACTOR_NAMES",
+    "digit_tangents",
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
@@ -47,6 +56,8 @@ __all__ = [
     "make_digits",
     "make_manifold",
     "read_idx",
+    "render_digits",
+    "sample_digit_factors",
 ]
 
 
