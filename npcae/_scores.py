@@ -105,7 +105,7 @@ import warnings
 import numpy as np
 
 from ._validation import as_float_array, check_n_features, check_positive_int, \
-    check_random_state, check_real
+    check_positive_1d, check_random_state, check_real
 
 __all__ = [
     "dae_cae_gap",
@@ -407,20 +407,6 @@ def reconstruction_derivatives(model, X, method="auto", step=1e-2, return_jacobi
 # the gap
 # ---------------------------------------------------------------------------
 
-def _check_sigmas(sigmas):
-    try:
-        s = np.asarray(sigmas, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"sigmas must be a positive number or a 1-D sequence of positive "
-                        f"numbers; got {sigmas!r}.") from None
-    if s.ndim == 0:
-        s = s.reshape(1)
-    if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise ValueError(f"sigmas must be a non-empty 1-D sequence of finite numbers > 0 (the "
-                         f"noise standard deviations); got {sigmas!r}.")
-    return s
-
-
 def dae_cae_gap(model, X, sigmas=(0.3, 0.1, 0.03, 0.01), n_pairs=32, *, method="auto",
                 step=1e-2, random_state=0, batch_size=None):
     r"""Measure the denoising-contractive link: ``lhs(sigma)`` against its sigma -> 0 limit.
@@ -490,7 +476,7 @@ def dae_cae_gap(model, X, sigmas=(0.3, 0.1, 0.03, 0.01), n_pairs=32, *, method="
     """
     r, model64 = _reconstruction_function(model)
     X = _validated_X(model, X)
-    sigmas = _check_sigmas(sigmas)
+    sigmas = check_positive_1d(sigmas, "sigmas", "noise standard deviations")
     n_pairs = check_positive_int(n_pairs, "n_pairs")
     if n_pairs < 2:
         raise ValueError(f"n_pairs must be >= 2 (the standard error needs the spread of at "

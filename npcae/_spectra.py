@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import as_float_array, check_n_features, check_positive_int, \
-    check_random_state
+    check_positive_1d, check_random_state
 
 __all__ = [
     "jacobian_spectrum",
@@ -253,18 +253,7 @@ def contraction_ratio(model, X, radii, n_directions=10, random_state=0, batch_si
     X = _check_X_for_model(model, X)
     n_directions = check_positive_int(n_directions, "n_directions")
     batch_size = check_positive_int(batch_size, "batch_size")
-    try:
-        radii_arr = np.asarray(radii, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"radii must be a positive number or a 1-D sequence of positive "
-                        f"numbers; got {radii!r}.") from None
-    if radii_arr.ndim == 0:
-        radii_arr = radii_arr.reshape(1)
-    if radii_arr.ndim != 1 or radii_arr.size == 0:
-        raise ValueError(f"radii must be a non-empty 1-D sequence of positive numbers; got "
-                         f"shape {radii_arr.shape}.")
-    if not np.all(np.isfinite(radii_arr)) or np.any(radii_arr <= 0):
-        raise ValueError(f"radii must be finite and > 0; got {radii_arr.tolist()}.")
+    radii_arr = check_positive_1d(radii, "radii", "perturbation radii")
     if clip is not None:
         try:
             lo, hi = (float(v) for v in clip)

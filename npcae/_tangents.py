@@ -225,6 +225,18 @@ def reconstruction_tangent_directions(model, X, n_directions=5):
     return directions, svals
 
 
+def _true_tangents_for(X, true_tangents, n_directions):
+    """``true_tangents`` as ``(n, m, d)`` matching ``X``, and the number of directions to compare
+    (``n_directions``, default ``m``)."""
+    T = _as_batched(true_tangents, "true_tangents")
+    if T.shape[0] != X.shape[0] or T.shape[2] != X.shape[1]:
+        raise ValueError(f"true_tangents must have shape (n, m, d) = ({X.shape[0]}, m, "
+                         f"{X.shape[1]}) to match X; got {T.shape}.")
+    k = T.shape[1] if n_directions is None else check_positive_int(n_directions,
+                                                                     "n_directions")
+    return T, k
+
+
 def jacobian_tangent_alignment(model, X, true_tangents, n_directions=None, batch_size=256):
     """Principal angles between a model's leading Jacobian directions and true tangents.
 
@@ -252,12 +264,7 @@ def jacobian_tangent_alignment(model, X, true_tangents, n_directions=None, batch
     """
     _check_model(model)
     X = _check_X_for_model(model, X)
-    T = _as_batched(true_tangents, "true_tangents")
-    if T.shape[0] != X.shape[0] or T.shape[2] != X.shape[1]:
-        raise ValueError(f"true_tangents must have shape (n, m, d) = ({X.shape[0]}, m, "
-                         f"{X.shape[1]}) to match X; got {T.shape}.")
-    k = T.shape[1] if n_directions is None else check_positive_int(n_directions,
-                                                                     "n_directions")
+    T, k = _true_tangents_for(X, true_tangents, n_directions)
     U, _ = tangent_directions(model, X, n_directions=k, batch_size=batch_size)
     return tangent_alignment(U, T)
 
@@ -293,12 +300,7 @@ def compare_tangent_estimates(X, true_tangents, models=None, X_ref=None, n_direc
         then ``"local PCA"`` (if ``X_ref``), then ``"random"``.
     """
     X = as_float_array(X, "X", ndim=2)
-    T = _as_batched(true_tangents, "true_tangents")
-    if T.shape[0] != X.shape[0] or T.shape[2] != X.shape[1]:
-        raise ValueError(f"true_tangents must have shape (n, m, d) = ({X.shape[0]}, m, "
-                         f"{X.shape[1]}) to match X; got {T.shape}.")
-    k = T.shape[1] if n_directions is None else check_positive_int(n_directions,
-                                                                     "n_directions")
+    T, k = _true_tangents_for(X, true_tangents, n_directions)
     out = {}
     for name, model in (models or {}).items():
         out[str(name)] = jacobian_tangent_alignment(model, X, T, n_directions=k)

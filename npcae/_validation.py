@@ -262,3 +262,21 @@ def check_widths(layers, name="layers", example="(256, 128, 64)"):
                         f"{layers!r}.")
     for i, width in enumerate(layers):
         check_positive_int(width, f"{name}[{i}]")
+
+
+def check_positive_1d(values, name, meaning="positive numbers"):
+    """``values`` as a non-empty 1-D float64 array of finite numbers > 0 (a scalar becomes one
+    entry), else raise; ``meaning`` names what they are in the message (e.g. "radii")."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number or a 1-D sequence of positive "
+                        f"numbers; got {values!r}.") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of {meaning}; got shape "
+                         f"{arr.shape}.")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be finite and > 0 ({meaning}); got {arr.tolist()}.")
+    return arr

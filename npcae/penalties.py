@@ -278,14 +278,13 @@ def deep_contractive_terms(D, E, weights, scale=1.0, grad_weights=None, chunk_ro
     See ``docs/derivations.md#deep-contractive-penalty``.
     """
     n, W0 = D[0].shape[0], weights[0]
-    if len(D) == 1:
-        s = np.einsum("ij,ij->j", W0, W0)                    # s_j = G_jj
-        D_sq = D[0] * D[0]
-        total = np.sum(D_sq @ s)
+    if len(D) == 1:                          # the one-layer closed form, contractive_terms
         if grad_weights is None:
-            return total, None
-        grad_weights[0] += W0 * ((2.0 * scale) * D_sq.sum(axis=0))   # through s
-        return total, [(2.0 * scale) * D[0] * E[0] * s]               # through D_0
+            return np.sum(jacobian_sq_norms(D, weights)), None
+        mean, grad_pre_activation, w_scale = contractive_terms(W0, D[0], E[0])
+        per_row = scale * n                                  # contractive_terms averages over n
+        grad_weights[0] += W0 * (per_row * w_scale)          # through s
+        return mean * n, [per_row * grad_pre_activation]     # through D_0
     G = W0.T @ W0                                            # (h_0, h_0)
     rows = chunk_rows or n
     S = np.zeros_like(G)                                     # sum_n B_n^T B_n

@@ -44,19 +44,11 @@ def _twins(cae, X, verbose):
     return twins, times
 
 
-def _pca_2d(Z):
-    """First two principal components of ``Z`` (centred; SVD) and the variance they explain."""
-    Zc = Z - Z.mean(axis=0)
-    _, s, Vt = np.linalg.svd(Zc.astype(np.float64), full_matrices=False)
-    explained = float(np.sum(s[:2] ** 2) / np.sum(s ** 2)) if np.sum(s ** 2) > 0 else 0.0
-    return Zc @ Vt[:2].T, explained
-
-
 def _measure(models, X, y, X_test, y_test, n_analysis, random_state):
     """Every number of the report (no figures)."""
     from .analysis import (contraction_ratio, jacobian_spectrum, local_pca_tangents,
                            subspace_angles, tangent_directions)
-    from ._probe import linear_probe
+    from ._probe import PCA, linear_probe
     Xa = X_test[:n_analysis]
     numbers = {"models": {}}
     spectra, tangents = {}, {}
@@ -93,10 +85,9 @@ def _measure(models, X, y, X_test, y_test, n_analysis, random_state):
     raw = linear_probe(X[:n_probe], y[:n_probe], X_test, y_test, random_state=random_state)
     cae = next(iter(models.values()))
     Z_train, Z_test = cae.transform(X[:n_probe]), cae.transform(X_test)
-    mean = Z_train.mean(axis=0)
-    _, _, Vt = np.linalg.svd((Z_train - mean).astype(np.float64), full_matrices=False)
+    pca = PCA(2).fit(Z_train)                 # the CAE code's first two principal components
     numbers["probe_codes_2d"] = float(linear_probe(
-        (Z_train - mean) @ Vt[:2].T, y[:n_probe], (Z_test - mean) @ Vt[:2].T, y_test,
+        pca.transform(Z_train), y[:n_probe], pca.transform(Z_test), y_test,
         random_state=random_state).accuracy)
     numbers["chance"] = float(np.max(np.bincount(y_test)) / len(y_test))
     numbers["probe_raw_pixels"] = float(raw.accuracy)
@@ -132,7 +123,10 @@ def _figures(out, models, numbers, spectra, tangents, local, X_test, y_test, cae
             title="Leading tangent directions at four test digits: the CAE's, its lam = 0 "
                   "twin's, and local PCA of 20 training neighbours")
         files["tangents"] = "tangents_compared.png"
-    Z2, explained = _pca_2d(models[cae_name].transform(X_test))   # (figure: test codes' own PCs)
+    from ._probe import PCA
+    Z_test = models[cae_name].transform(X_test)
+    pca = PCA(2).fit(Z_test)                  # the test codes' own first two components
+    Z2, explained = pca.transform(Z_test), float(np.sum(pca.explained_variance_ratio_))
     plotting.plot_code_scatter(
         Z2, y_test, path=out / "codes.png",
         title=f"CAE codes of the test digits, coloured by label\nfirst two principal "
@@ -149,8 +143,7 @@ def _fmt(v, digits=3):
 def _markdown(numbers, files, cae_name, data_desc, settings):
     """The report, top to bottom, each number with what it shows."""
     M = numbers["models"]
-    cae, ae, dae = M[cae_name], M["AE (lam = 0)"], M["DAE (masking 0.25)"]
-    names = list(M)
+    cae, ae = M[cae_name], M["AE (lam = 0)"]
     lines = ["# What the contractive autoencoder learned", "",
              f"Data: {data_desc}. Model: {settings}. The CAE minimises the reconstruction "
              f"cross-entropy plus lam * ||J_f(x)||_F^2, the squared Frobenius norm of the "
@@ -270,7 +263,6 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
               "`demos/true_tangents.py` (tangents against the renderer's true ones), "
               "`demos/probe_features.py` (features of many models), `demos/anomaly.py`, "
               "`demos/dae_cae_link.py`; every derivation is in `docs/derivations.md`.", ""]
-    del names
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Activation, Dense, Sequential
+from ..layers import Sequential
 from ..penalties import (curvature_terms, deep_contractive_terms, encoder_derivatives,
                          jacobian_sq_norms, penalty_chunk_rows, projected_contractive_terms)
 from .autoencoder import Autoencoder
@@ -249,13 +249,7 @@ class DeepContractiveAutoencoder(Autoencoder):
         cached = getattr(self, "_perturbed_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        opts = dict(reuse_buffers=True, check_input=False)
-        enc_widths, _ = self._layer_widths(key[0])
-        modules = []
-        for i, ((n_in, n_out), act) in enumerate(zip(enc_widths, self._activations()[0])):
-            modules += [Dense(n_in, n_out, init="zeros", dtype=dtype, input_grad=i > 0, **opts),
-                        Activation(act, **opts)]
-        encoder = Sequential(modules)
+        encoder = Sequential(self._encoder_modules(dtype))
         self._perturbed_cache = (key, encoder)
         return encoder
 

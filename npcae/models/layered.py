@@ -124,15 +124,11 @@ class LayeredAutoencoder(BaseAutoencoder):
         if cached is not None and cached[0] == key:
             return cached[1]
         opts = dict(reuse_buffers=True, check_input=False)
-        (enc_widths, dec_widths), (enc_acts, dec_acts) = (self._layer_widths(key[0]),
-                                                          self._activations())
-        bindings, encoder, decoder, enc_dense = [], [], [], []
-        for i, ((n_in, n_out), act) in enumerate(zip(enc_widths, enc_acts)):
-            # nothing below the first layer learns: its backward skips dL/dX
-            dense = Dense(n_in, n_out, init="zeros", dtype=dtype, input_grad=i > 0, **opts)
-            enc_dense.append(dense)
-            bindings.append((f"encoder.{i}.", dense))
-            encoder += [dense, Activation(act, **opts)]
+        (_, dec_widths), (_, dec_acts) = self._layer_widths(key[0]), self._activations()
+        encoder = self._encoder_modules(dtype)
+        enc_dense = encoder[0::2]
+        bindings = [(f"encoder.{i}.", dense) for i, dense in enumerate(enc_dense)]
+        decoder = []
         for j, ((n_in, n_out), act) in enumerate(zip(dec_widths, dec_acts)):
             dense = (TiedDense(enc_dense[-1 - j], **opts) if self.tied
                      else Dense(n_in, n_out, init="zeros", dtype=dtype, **opts))
@@ -143,6 +139,18 @@ class LayeredAutoencoder(BaseAutoencoder):
         network = (Sequential(encoder), Sequential(decoder), bindings)
         self._network_cache = (key, network)
         return network
+
+    def _encoder_modules(self, dtype):
+        """``[Dense_0, Activation_0, ..., Dense_{L-1}, Activation_{L-1}]``: the encoder on the
+        engine (parameters bound later with ``bind``; result buffers reused between steps)."""
+        opts = dict(reuse_buffers=True, check_input=False)
+        enc_widths, _ = self._layer_widths(self.n_features_in_)
+        modules = []
+        for i, ((n_in, n_out), act) in enumerate(zip(enc_widths, self._activations()[0])):
+            # nothing below the first layer learns: its backward skips dL/dX
+            modules += [Dense(n_in, n_out, init="zeros", dtype=dtype, input_grad=i > 0, **opts),
+                        Activation(act, **opts)]
+        return modules
 
     def __getstate__(self):
         state = dict(self.__dict__)
