@@ -16,7 +16,8 @@ For each it measures lhs(sigma) by Monte Carlo on --n-points test digits (--n-pa
 pairs +-eps per digit, the same draws for every sigma) and rhs with the model's own first and
 second derivatives (forward mode), prints the table and checks rhs against finite differences
 on 3 digits. Then it trains 2-64-2 models (tanh, linear output, squared error) on a noisy circle
-and a noisy spiral and draws their reconstruction vector fields r(x) - x.
+and a noisy spiral (npcae.report.vector_field_panels) and draws their reconstruction vector
+fields r(x) - x.
 
     python demos/dae_cae_link.py --out demo-dae-cae [--epochs 5] [--n-train 5000]
 
@@ -32,6 +33,7 @@ from _common import load_data
 import npcae
 from npcae.plotting import plot_gap_convergence, plot_vector_fields
 from npcae._scores import dae_cae_gap, format_gap_table, reconstruction_derivatives
+from npcae.report import vector_field_panels
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--out", default="demo-dae-cae", type=Path)
@@ -103,36 +105,12 @@ plot_gap_convergence(results, path=args.out / "gap_convergence.png",
                            f"||J_r||_F^2 - (x - r).Lap r")
 
 # --- 2-D toy manifolds: the reconstruction vector field r(x) - x -----------------------------
-TOY_LAM, TOY_NOISE = 0.03, 0.1
-toy = dict(activation="tanh", output_activation="identity", loss="mse", epochs=args.toy_epochs,
-           batch_size=50, optimizer=npcae.optim.Adam(lr=3e-3), random_state=args.random_state,
-           dtype=np.float64)
-g = np.linspace(-1.25, 1.25, 21)
-grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
-panels = []
+panels, errors = vector_field_panels(args.random_state, epochs=args.toy_epochs)
 print()
 print(f"2-D toy manifolds, 1500 points each ({args.toy_epochs} epochs): mean squared "
       f"reconstruction error on the training points")
-for kind, noise in (("circle", 0.05), ("spiral", 0.03)):
-    data, _, _ = npcae.datasets.make_manifold(kind, 1500, noise=noise,
-                                              random_state=args.random_state)
-    curve, t, _ = npcae.datasets.make_manifold(kind, 400, random_state=args.random_state + 1)
-    curve = curve[np.argsort(t)]
-    toys = {
-        "AE (no regularisation)": npcae.Autoencoder(layers=(64,), **toy),
-        f"DAE (Gaussian noise {TOY_NOISE:g})": npcae.DenoisingAutoencoder(
-            layers=(64,), noise="gaussian", noise_level=TOY_NOISE, **toy),
-        f"CAE (lam = {TOY_LAM:g}, tied)": npcae.ContractiveAutoencoder(n_hidden=64, lam=TOY_LAM,
-                                                                       **toy),
-    }
-    line = []
-    for name, model in toys.items():
-        model.fit(data)
-        err = float(np.mean(np.sum((model.reconstruct(data) - data) ** 2, axis=1)))
-        line.append(f"{name.split(' ')[0]} {err:.2g}")
-        panels.append({"grid": grid, "vectors": model.reconstruct(grid) - grid, "data": data,
-                       "curve": curve, "title": f"{name}\non the {kind} (noise {noise:g})"})
-    print(f"  {kind:<7} (noise variance {2 * noise ** 2:.2g}): " + ", ".join(line))
+for name, err in errors.items():
+    print(f"  {name:<40} {err:.2g}")
 plot_vector_fields(panels, path=args.out / "vector_fields.png",
                    title="Reconstruction vector field r(x) - x of 2-64-2 auto-encoders (tanh "
                          "hidden units, linear output, squared error)")

@@ -14,7 +14,8 @@ from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder,
 from .training import TrainingDivergedError
 
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
-           "analysis", "io", "Autoencoder", "BaseAutoencoder", "DenoisingAutoencoder",
+           "analysis", "io", "reference", "Autoencoder", "BaseAutoencoder",
+           "DenoisingAutoencoder",
            "SparseAutoencoder", "VariationalAutoencoder", "ContractiveAutoencoder",
            "DeepContractiveAutoencoder", "StackedAutoencoder",
            "NotFittedError", "TrainingDivergedError", "load", "__version__"]
@@ -32,7 +33,7 @@ def load(path):
 
 def __getattr__(name):
     # submodules that are heavier or optional load on first use
-    if name in ("gradcheck", "datasets", "analysis", "io", "plotting"):
+    if name in ("gradcheck", "datasets", "analysis", "io", "plotting", "reference"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'npcae' has no attribute {name!r}")

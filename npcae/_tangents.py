@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._spectra import (_check_model, _check_X_for_model, _sign_normalise, local_pca_tangents,
-                       subspace_angles, tangent_directions)
+from ._spectra import (_check_model, _check_X_for_model, leading_singular_vectors,
+                       local_pca_tangents, subspace_angles, tangent_directions)
 from ._validation import as_float_array, check_positive_int, check_random_state
 
 __all__ = [
@@ -219,9 +219,8 @@ def reconstruction_tangent_directions(model, X, n_directions=5):
         dpsi = psi.derivative(O, psi.value(O))                          # (m, d)
         # B[m] = diag(dpsi[m]) Wd^T diag(dphi[m]) R^T  -> (m, d, p)
         B = np.einsum("kd,mk,pk->mdp", Wd, dphi, R, optimize=True) * dpsi[:, :, None]
-        U, S, _ = np.linalg.svd(B, full_matrices=False)
-        directions[s0:s0 + step] = _sign_normalise(np.swapaxes(U[:, :, :n_directions], 1, 2))
-        svals[s0:s0 + step] = S[:, :n_directions]
+        directions[s0:s0 + step], svals[s0:s0 + step] = leading_singular_vectors(
+            B, n_directions, side="left")
     return directions, svals
 
 

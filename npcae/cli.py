@@ -1,4 +1,5 @@
-"""The ``npcae`` command line: ``demo``, ``train``, ``gradcheck``, ``inspect``.
+"""The ``npcae`` command line: ``demo``, ``train``, ``gradcheck``, ``inspect``, ``reference``,
+``verify``.
 
 ``npcae demo`` is the main job: it trains a contractive autoencoder on MNIST
 when the files are available (``--data-dir``, ``$NPCAE_DATA_DIR`` or
@@ -548,7 +549,10 @@ def _train(args, out, header):
                   "three ...", flush=True)
             numbers = write_report(model, X, y, X_test, y_test, out, data_desc=desc,
                                    n_analysis=args.n_analysis, random_state=args.random_state,
-                                   existing_figures=files, verbose=not args.quiet)
+                                   existing_figures=files, verbose=not args.quiet,
+                                   n_true_train=min(5000, len(X)),
+                                   n_true_test=min(100, args.n_analysis),
+                                   n_gap=min(100, args.n_analysis))
             files = sorted(set(files) | set(numbers["files"]), key=lambda f: (
                 f != "report.md", f))
     except KeyboardInterrupt as exc:
@@ -627,7 +631,97 @@ def _cmd_inspect(args):
     return 0
 
 
+def _cmd_reference(args):
+    from .reference import canonical_fixture, make_fixture, save_fixture
+    if args.canonical is not None:
+        fixture = canonical_fixture(args.canonical)
+    else:
+        model = _build_model(args)
+        fixture = make_fixture(model, n_features=args.n_features, n_samples=args.n_samples,
+                               n_jacobian=args.n_jacobian, random_state=args.random_state,
+                               name=Path(args.out).stem,
+                               description=f"npcae reference --model {args.model}: {model!r}")
+    path = save_fixture(fixture, args.out)
+    print(f"{path}: {fixture.model_class} fixture, X {fixture.X.shape}, loss "
+          f"{fixture.loss:.17g} = " + " + ".join(f"{t} {v:.6g}" for t, v in
+                                                  fixture.terms.items()))
+    print("parameters: " + ", ".join(f"{k} {v.shape}" for k, v in fixture.params.items())
+          + (("; noise: " + ", ".join(f"{k} {v.shape}" for k, v in fixture.noise.items()))
+             if fixture.noise else ""))
+    print(f"Next: compute your loss and gradients on its X and weights, save them with "
+          f"np.savez(FILE, loss=..., <name>=<gradient>, ...) and run `npcae verify FILE "
+          f"--against {path}` (docs/verify-your-implementation.md).")
+    return 0
+
+
+def _cmd_verify(args):
+    from .reference import verify
+    result = verify(args.theirs, against=args.against, rtol=args.rtol)
+    print(result)
+    return 0 if result.ok else 1
+
+
 # --------------------------------------------------------------------------- parser
+def _add_reference_parsers(sub):
+    """``npcae reference`` (write a fixture) and ``npcae verify`` (check against one)."""
+    from .reference import canonical_names
+    p = sub.add_parser("reference", help="write a float64 test-vector fixture: inputs, "
+                                         "weights, noise, loss and terms, every gradient in "
+                                         "total and per term, the encoder Jacobian")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", default="cae",
+                       choices=["cae", "ae", "sae", "dae", "vae", "deep_cae"],
+                       help="the model whose objective the fixture holds (default: cae)")
+    which.add_argument("--canonical", default=None, choices=canonical_names(),
+                       help="write one of the canonical fixtures shipped with npcae instead")
+    p.add_argument("--layers", type=_widths, default=None, metavar="W1,W2,...",
+                   help="encoder widths (ae/sae/dae/deep_cae; vae: the hidden widths)")
+    p.add_argument("--hidden", type=_positive_int, default=6,
+                   help="hidden units when --layers is not given (default: %(default)s)")
+    p.add_argument("--tied", action="store_true", default=None,
+                   help="--model ae/sae/dae/deep_cae: tied decoder weights")
+    p.add_argument("--untied", action="store_true", default=None,
+                   help="--model cae: a separate decoder matrix W_dec")
+    p.add_argument("--lam", type=_non_negative_float, default=None,
+                   help="--model cae/deep_cae: contractive weight (default: 0.5)")
+    p.add_argument("--activation", type=_activation_spec, default=None,
+                   help="hidden activation (default: sigmoid; relu for --model vae)")
+    p.add_argument("--loss", default=None, choices=["bce", "mse"],
+                   help="bce (sigmoid decoder) or mse (linear decoder) (default: bce)")
+    p.add_argument("--sparsity", default=None, choices=["kl", "l1"], help="--model sae")
+    p.add_argument("--beta", type=_non_negative_float, default=None, help="--model sae")
+    p.add_argument("--rho", type=_open_unit_float, default=None, help="--model sae")
+    p.add_argument("--noise", default=None, choices=["masking", "gaussian", "salt_pepper"],
+                   help="--model dae")
+    p.add_argument("--noise-level", type=_non_negative_float, default=None, help="--model dae")
+    p.add_argument("--n-latent", type=_positive_int, default=None, help="--model vae")
+    p.add_argument("--decoder", default=None, choices=["bernoulli", "gaussian"],
+                   help="--model vae")
+    p.add_argument("--n-features", type=_positive_int, default=20,
+                   help="input width d of the generated X (default: %(default)s)")
+    p.add_argument("--n-samples", type=_positive_int, default=8,
+                   help="rows of the generated X, the batch (default: %(default)s)")
+    p.add_argument("--n-jacobian", type=_positive_int, default=3,
+                   help="rows at which the encoder Jacobian is stored (default: %(default)s)")
+    _add_random_state(p)
+    p.add_argument("--out", required=True, help="the fixture file to write (.npz)")
+    p.set_defaults(func=_cmd_reference, subparser=p, lam_default=0.5, lr=1e-3,
+                   batch_size=100, epochs=1, quiet=True, stage_model=None)
+
+    p = sub.add_parser("verify", help="check another implementation's loss and gradients "
+                                      "against a fixture, and name the bug")
+    p.add_argument("theirs", help="an .npz file with 'loss' and one gradient per parameter "
+                                  "(npcae names, or PyTorch-style names such as "
+                                  "encoder.weight)")
+    p.add_argument("--against", required=True, metavar="FIXTURE",
+                   help="the fixture file (from `npcae reference`) or a canonical fixture's "
+                        "name: " + ", ".join(canonical_names()))
+    p.add_argument("--rtol", type=_positive_float, default=1e-6,
+                   help="agreement tolerance on the worst relative error (default: "
+                        "%(default)s; about 1e-3 for float32 implementations)")
+    p.set_defaults(func=_cmd_verify)
+
+
 def _add_random_state(p):
     p.add_argument("--random-state", "--seed", dest="random_state", type=_non_negative_int,
                    default=0, metavar="INT",
@@ -721,7 +815,9 @@ def _add_training_args(p, *, epochs, hidden, lam, n_train, data):
                    help="training images to use (default: %(default)s; 0 = all)")
     p.add_argument("--n-test", type=_positive_int, default=10000)
     p.add_argument("--n-analysis", type=_positive_int, default=500,
-                   help="test points for the Jacobian spectrum (1 or more)")
+                   help="test points for the Jacobian spectrum and the report's analyses "
+                        "(1 or more; at most 100 of them for the true tangents and the "
+                        "DAE-CAE link)")
     _add_random_state(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
@@ -755,6 +851,8 @@ def build_parser():
     p = sub.add_parser("inspect", help="describe a saved model")
     p.add_argument("path")
     p.set_defaults(func=_cmd_inspect)
+
+    _add_reference_parsers(sub)
     return parser
 
 

@@ -5,7 +5,12 @@ trains two twins on the same data with the same settings (the same CAE with
 ``lam = 0``, i.e. a plain autoencoder, and a denoising autoencoder of the same
 size), measures all three, writes the figures, and writes ``report.md``: every
 number with one or two sentences that say what it shows, figures embedded, to be
-read top to bottom. The numbers come back as a dict (also saved as
+read top to bottom. Sections: training, reconstruction, the Jacobian's spectrum,
+tangents against local PCA, tangents against the true ones (a CAE and its twin
+trained on the built-in digits, whose renderer gives them), contraction, the
+denoising-contractive link (measured on all three, plus the reconstruction vector
+fields of 2-D models), codes as features (linear probe), anomaly scores (upright
+against rotated test digits) and filters. The numbers come back as a dict (also saved as
 ``report.json``). Matplotlib is needed for the figures only; without it the
 report is written without them.
 """
@@ -17,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "vector_field_panels"]
 
 RADII = (0.1, 0.3, 1.0, 3.0, 10.0)
 N_TANGENTS = 3
+GAP_SIGMAS = (0.1, 0.03, 0.01)
+TRUE_TANGENT_LAM = 0.1
+SCORE_KINDS = ("reconstruction", "jacobian")
 
 
 def _twins(cae, X, verbose):
@@ -97,6 +105,133 @@ def _measure(models, X, y, X_test, y_test, n_analysis, random_state):
     return numbers, spectra, tangents, local
 
 
+def _true_tangents(n_train, n_test, n_hidden, epochs, random_state):
+    """A CAE and its lam = 0 twin trained on the built-in digits, whose true tangents are known.
+
+    The models are those of ``demos/true_tangents.py``: ``n_hidden`` tied sigmoid
+    units, cross-entropy, lam = ``TRUE_TANGENT_LAM``, Adam lr 3e-3, batch 100.
+
+    Each estimate proposes ``N_TANGENTS`` directions at each test digit; the number
+    is their mean principal angle (degrees) to the true tangent space, the span of
+    ``d x / d factor`` for the renderer's 7 factors (:func:`npcae.datasets.digit_tangents`).
+
+    Returns
+    -------
+    numbers : dict
+    X_test : ndarray, shape (n_test, 784)
+    shown : dict label -> ndarray, shape (n_test, N_TANGENTS, 784)
+        For the figure: the true space's own leading directions and three estimates.
+    """
+    from ._tangents import random_directions, reconstruction_tangent_directions, tangent_alignment
+    from .analysis import local_pca_tangents, tangent_directions
+    from .datasets import digit_tangents, render_digits, sample_digit_factors
+    from .models import ContractiveAutoencoder
+    from .optim import Adam
+    train_seq, test_seq = np.random.SeedSequence(random_state).spawn(2)
+    f_train = sample_digit_factors(n_train, random_state=np.random.default_rng(train_seq))
+    f_test = sample_digit_factors(n_test, random_state=np.random.default_rng(test_seq))
+    X, X_test = render_digits(f_train), render_digits(f_test)
+    T = digit_tangents(f_test)                                      # (n_test, 7, d)
+    estimates = {}
+    for name, lam in (("CAE", TRUE_TANGENT_LAM), ("AE (lam = 0)", 0.0)):
+        model = ContractiveAutoencoder(n_hidden=n_hidden, lam=lam, optimizer=Adam(lr=3e-3),
+                                       batch_size=100, epochs=epochs,
+                                       random_state=random_state).fit(X)
+        estimates[f"{name}, J_r"] = reconstruction_tangent_directions(model, X_test,
+                                                                      N_TANGENTS)[0]
+        estimates[f"{name}, J_f"] = tangent_directions(model, X_test, N_TANGENTS)[0]
+    estimates["local PCA"] = local_pca_tangents(X, X_test, n_neighbors=20,
+                                                n_components=N_TANGENTS)
+    estimates["random"] = random_directions(n_test, N_TANGENTS, X.shape[1],
+                                            random_state=random_state)
+    numbers = {"angles_deg": {name: float(tangent_alignment(U, T).mean())
+                              for name, U in estimates.items()},
+               "n_train": int(n_train), "n_test": int(n_test), "n_factors": int(T.shape[1]),
+               "n_hidden": int(n_hidden), "lam": TRUE_TANGENT_LAM, "epochs": int(epochs)}
+    true_leading = np.linalg.svd(T, full_matrices=False)[2][:, :N_TANGENTS]
+    shown = {"true (renderer)": true_leading,
+             **{name: estimates[name] for name in ("CAE, J_r", "CAE, J_f", "local PCA")}}
+    return numbers, X_test, shown
+
+
+def _link(models, X_test, n_points, random_state):
+    """The DAE-CAE link (:func:`npcae._scores.dae_cae_gap`) measured on each model."""
+    from ._scores import dae_cae_gap
+    X_gap = X_test[:n_points]
+    return {name: {"records": dae_cae_gap(model, X_gap, sigmas=GAP_SIGMAS, n_pairs=16,
+                                          random_state=random_state),
+                   "encoder_jacobian_sq": float(np.mean(model.jacobian_norm(X_gap) ** 2))}
+            for name, model in models.items()}
+
+
+def _anomalies(models, X_test, n_max=1000):
+    """Test digits against test digits rotated by 90 degrees: AUC of each score of each model.
+
+    Returns ``(numbers, curves)``, curves for :func:`npcae.plotting.plot_roc_curves`;
+    ``(None, None)`` when the images are not square.
+    """
+    from ._scores import anomaly_scores, roc_auc
+    d = X_test.shape[1]
+    side = int(round(np.sqrt(d)))
+    half = len(X_test) // 2
+    if side * side != d or half < 2:
+        return None, None
+    n = min(n_max, half)
+    turned = np.rot90(X_test[half:half + n].reshape(n, side, side), axes=(1, 2)).reshape(n, d)
+    X_all = np.concatenate([X_test[:n], turned])
+    labels = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
+    auc, curves = {}, {}
+    for kind in SCORE_KINDS:
+        panel = curves[f"score: {kind}"] = {}
+        for name, model in models.items():
+            scores = anomaly_scores(model, X_all, kind=kind)
+            auc.setdefault(name, {})[kind] = float(roc_auc(scores, labels))
+            panel[name] = (scores, labels)
+    return {"auc": auc, "n_each": int(n)}, curves
+
+
+def vector_field_panels(random_state=0, epochs=200, n_samples=1500):
+    """AE, DAE and CAE on a noisy circle and a noisy spiral: their fields ``r(x) - x``.
+
+    The models are 2-64-2 (tanh hidden units, linear output, squared error, Adam
+    lr 3e-3, batch 50, float64): no regularisation, Gaussian corruption with
+    standard deviation 0.1, and a tied CAE with lam = 0.03.
+
+    Returns
+    -------
+    panels : list of dict
+        For :func:`npcae.plotting.plot_vector_fields` (one per model and curve).
+    errors : dict
+        ``"<curve> / <model>" ->`` mean squared reconstruction error on the
+        training points.
+    """
+    from .datasets import make_manifold
+    from .models import Autoencoder, ContractiveAutoencoder, DenoisingAutoencoder
+    from .optim import Adam
+    toy = dict(activation="tanh", output_activation="identity", loss="mse", epochs=epochs,
+               batch_size=50, optimizer=Adam(lr=3e-3), random_state=random_state,
+               dtype=np.float64)
+    g = np.linspace(-1.25, 1.25, 21)
+    grid = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    panels, errors = [], {}
+    for kind, noise in (("circle", 0.05), ("spiral", 0.03)):
+        data, _, _ = make_manifold(kind, n_samples, noise=noise, random_state=random_state)
+        curve, t, _ = make_manifold(kind, 400, noise=0.0, random_state=0)   # the noiseless curve
+        curve = curve[np.argsort(t)]
+        toys = {"AE (no regularisation)": Autoencoder(layers=(64,), **toy),
+                "DAE (Gaussian noise 0.1)": DenoisingAutoencoder(
+                    layers=(64,), noise="gaussian", noise_level=0.1, **toy),
+                "CAE (lam = 0.03, tied)": ContractiveAutoencoder(n_hidden=64, lam=0.03, **toy)}
+        for name, model in toys.items():
+            model.fit(data)
+            errors[f"{kind} / {name}"] = float(np.mean(np.sum(
+                (model.reconstruct(data) - data) ** 2, axis=1)))
+            panels.append({"grid": grid, "vectors": model.reconstruct(grid) - grid,
+                           "data": data, "curve": curve,
+                           "title": f"{name}\non the {kind} (noise {noise:g})"})
+    return panels, errors
+
+
 def _figures(out, models, numbers, spectra, tangents, local, X_test, y_test, cae_name):
     try:
         from . import plotting
@@ -136,8 +271,180 @@ def _figures(out, models, numbers, spectra, tangents, local, X_test, y_test, cae
     return files
 
 
+def _extra_figures(out, extras):
+    """Figures of the true tangents, the DAE-CAE link, the vector fields and the ROC curves."""
+    try:
+        from . import plotting
+        plotting._pyplot()
+    except ImportError:
+        return {}
+    files = {}
+    if "true_tangents" in extras:
+        X_true, shown = extras["true_tangents"]
+        plotting.plot_tangent_comparison(
+            X_true[:4], shown, image_shape=(28, 28), n_points=4, n_directions=N_TANGENTS,
+            path=out / "true_tangents.png",
+            title="Built-in digits: the true tangent space's 3 leading directions, the CAE's "
+                  "reconstruction (J_r) and encoder (J_f) directions, and local PCA")
+        files["true_tangents"] = "true_tangents.png"
+    if "link" in extras:
+        plotting.plot_gap_convergence(
+            {name: v["records"] for name, v in extras["link"].items()},
+            path=out / "gap_convergence.png",
+            title="Gaussian denoising as a contractive penalty on r = g(f(x)): (E||x - r(x + "
+                  "eps)||^2 - ||x - r(x)||^2) / sigma^2 against its sigma -> 0 limit")
+        files["gap"] = "gap_convergence.png"
+    if "vector_fields" in extras:
+        plotting.plot_vector_fields(
+            extras["vector_fields"], path=out / "vector_fields.png",
+            title="Reconstruction vector field r(x) - x of 2-64-2 autoencoders on noisy 2-D "
+                  "curves (tanh hidden units, linear output, squared error)")
+        files["vector_fields"] = "vector_fields.png"
+    if extras.get("roc"):
+        plotting.plot_roc_curves(
+            extras["roc"], path=out / "roc.png", ncols=2,
+            title="Test digits (negatives) against test digits rotated by 90 degrees "
+                  "(positives): ROC of two anomaly scores")
+        files["roc"] = "roc.png"
+    return files
+
+
 def _fmt(v, digits=3):
     return f"{v:.{digits}g}"
+
+
+def _md_true_tangents(numbers, files):
+    t = numbers.get("true_tangents")
+    if not t:
+        return []
+    a = t["angles_deg"]
+    lines = ["## 5. Against the true tangents (built-in digits)", "",
+             f"MNIST's true tangents are unknown. The built-in digits are drawn from known "
+             f"factors (rotation, scale, aspect, shear, horizontal and vertical shift, stroke "
+             f"thickness), so at each of them the true tangent space is known: the span of the "
+             f"{t['n_factors']} derivatives d x / d factor. A CAE ({t['n_hidden']} tied sigmoid "
+             f"units, lam = {t['lam']:g}) and its lam = 0 twin were trained on {t['n_train']} "
+             f"built-in digits ({t['epochs']} epochs of Adam, lr 3e-3), and each "
+             f"method's {N_TANGENTS} directions at {t['n_test']} new digits were compared with "
+             f"that space (mean principal angle; 0 = inside it, 90 = orthogonal to it). J_r: the "
+             f"leading left singular vectors of the reconstruction Jacobian dr/dx, the "
+             f"directions the reconstruction moves along when x moves (the tangent plane of "
+             f"the learned manifold). J_f: the leading right singular vectors of the encoder "
+             f"Jacobian, the input directions the code is most sensitive to.", "",
+             "| directions | mean angle to the true tangent space (degrees) |", "| --- | --- |"]
+    lines += [f"| {name} | {v:.1f} |" for name, v in a.items()]
+    below_r = a["random"] - a["CAE, J_r"]
+    below_f = a["random"] - a["CAE, J_f"]
+    lines += ["", f"The CAE's reconstruction directions are {below_r:.0f} degrees closer to the "
+              f"true tangents than random directions, "
+              f"{'closer' if a['CAE, J_r'] < a['AE (lam = 0), J_r'] else 'not closer'} than its "
+              f"lam = 0 twin's ({a['AE (lam = 0), J_r']:.0f} degrees) and "
+              f"{'closer' if a['CAE, J_r'] < a['local PCA'] else 'not closer'} than local PCA "
+              f"of 20 training neighbours ({a['local PCA']:.0f} degrees). Its encoder "
+              f"directions are {below_f:.0f} degrees closer than random (twin: "
+              f"{a['random'] - a['AE (lam = 0), J_f']:.0f})."]
+    if below_f < below_r / 2:
+        lines[-1] += (" They are combinations of the encoder's filters, smooth patterns spread "
+                      "over the whole image, while a thin stroke's true tangents are bands one "
+                      "pixel wide along its edges. J_r = diag(output slope) W_dec diag(hidden "
+                      "slope) W^T also carries the output sigmoid's slope, large only on the "
+                      "reconstructed digit's edges, which puts its directions where the true "
+                      "tangents are.")
+    lines.append("")
+    if "true_tangents" in files:
+        lines += [f"![true tangents]({files['true_tangents']})", ""]
+    return lines
+
+
+def _md_link(numbers, files):
+    link = numbers.get("link")
+    if not link:
+        return []
+    first = next(iter(link.values()))["records"]
+    sig = " / ".join(f"{r['sigma']:g}" for r in first)
+    lines = ["## 7. Denoising and contraction", "",
+             f"A denoising autoencoder trained with Gaussian noise eps ~ N(0, sigma^2 I) "
+             f"minimises E||x - r(x + eps)||^2. Expanding r to second order, (E||x - r(x + "
+             f"eps)||^2 - ||x - r(x)||^2) / sigma^2 tends to ||J_r(x)||_F^2 - (x - r(x)) . Lap "
+             f"r(x) as sigma -> 0 (Lap: the Laplacian of each output). So small Gaussian noise "
+             f"penalises the Jacobian of the whole reconstruction r = g(f(x)), as the CAE's "
+             f"penalty does the encoder's (Alain & Bengio). Measured on "
+             f"{first[0]['n_samples']} test digits: the left side by Monte Carlo "
+             f"({first[0]['n_pairs']} antithetic pairs of noise per digit, mean +- one standard "
+             f"error), the limit with each model's own first and second derivatives.", "",
+             f"(Table cells cannot hold the norm bars: \"J_f squared\" is the mean "
+             f"||J_f(x)||_F^2, and so on.)", "",
+             f"| model | J_f squared | J_r squared | (x - r) . Lap r | limit | left side at "
+             f"sigma = {sig} | (left - limit) / limit |", "| --- |" + " --- |" * 6]
+    worst_first, worst_last, within = 0.0, 0.0, True
+    for name, v in link.items():
+        recs = v["records"]
+        lines.append(
+            f"| {name} | {_fmt(v['encoder_jacobian_sq'])} | {_fmt(recs[0]['jacobian_term'])} | "
+            f"{_fmt(recs[0]['laplacian_term'])} | {_fmt(recs[0]['rhs'], 4)} | "
+            + " / ".join(f"{_fmt(r['lhs'], 4)} +- {_fmt(r['lhs_se'], 2)}" for r in recs) + " | "
+            + " / ".join(f"{r['relative_gap']:+.1%}" for r in recs) + " |")
+        worst_first = max(worst_first, abs(recs[0]["relative_gap"]))
+        worst_last = max(worst_last, abs(recs[-1]["relative_gap"]))
+        within &= abs(recs[-1]["gap"]) <= 2 * recs[-1]["lhs_se"]
+    lines += ["", f"The largest relative gap over the models goes from {worst_first:.1%} at "
+              f"sigma = {first[0]['sigma']:g} to {worst_last:.1%} at sigma = "
+              f"{first[-1]['sigma']:g}; at the smallest sigma the left side is "
+              + ("within two standard errors of the limit for every model: the expansion holds."
+                 if within else "not within two standard errors of the limit for every model "
+                                "(see the figure: the gap should shrink like sigma^2 until the "
+                                "Monte-Carlo noise hides it).")]
+    names = list(link)
+    jr = {n: link[n]["records"][0]["jacobian_term"] for n in names}
+    smallest = min(jr, key=jr.get)
+    lines[-1] += (f" The model with the smallest reconstruction Jacobian is {smallest} "
+                  f"(||J_r||_F^2 = {_fmt(jr[smallest])}). The denoising twin here was trained "
+                  f"with masking noise, not Gaussian, so the identity describes what Gaussian "
+                  f"noise of that size would add to its loss, not its own objective.")
+    lines.append("")
+    if "gap" in files:
+        lines += [f"![gap]({files['gap']})", ""]
+    errors = numbers.get("vector_field_errors")
+    if "vector_fields" in files and errors:
+        lines += [f"![vector fields]({files['vector_fields']})", "",
+                  "The same idea in two dimensions: each arrow is r(x) - x at a grid point, "
+                  "where the reconstruction sends that point. A model that has learned the curve "
+                  "sends nearby points onto it, so the arrows point at the curve from both sides "
+                  "and are short along it; the DAE's field is, for small noise, proportional to "
+                  "the gradient of the log-density of the data. Mean squared reconstruction "
+                  "error on the training points: "
+                  + "; ".join(f"{k} {_fmt(v, 2)}" for k, v in errors.items()) + ".", ""]
+    return lines
+
+
+def _md_anomalies(numbers, files):
+    an = numbers.get("anomaly")
+    if not an:
+        return []
+    auc = an["auc"]
+    lines = ["## 9. Anomaly scores", "",
+             f"Each model scored {an['n_each']} test digits and {an['n_each']} other test digits "
+             f"rotated by 90 degrees, which no model saw in training, with two scores: "
+             f"reconstruction (the digit's reconstruction loss) and jacobian (||J_f(x)||_F^2, "
+             f"the encoder's local sensitivity). The ROC AUC is the probability that a rotated "
+             f"digit scores higher than an upright one (1: perfect, 0.5: chance):", "",
+             "| model | " + " | ".join(SCORE_KINDS) + " |", "| --- |" + " --- |" * len(SCORE_KINDS)]
+    lines += [f"| {name} | " + " | ".join(f"{by[k]:.3f}" for k in SCORE_KINDS) + " |"
+              for name, by in auc.items()]
+    best = max(((name, k) for name in auc for k in SCORE_KINDS), key=lambda nk: auc[nk[0]][nk[1]])
+    lines += ["", f"The best detector here is {best[0]} with the {best[1]} score (AUC "
+              f"{auc[best[0]][best[1]]:.3f})."]
+    inverted = [f"{name} ({by['jacobian']:.3f})" for name, by in auc.items()
+                if by["jacobian"] < 0.5]
+    if inverted:
+        lines[-1] += (" The jacobian score ranks rotated digits below upright ones for "
+                      + ", ".join(inverted) + ": far from the data the hidden units saturate, "
+                      "so the Jacobian is small there too, and a small Jacobian does not mean "
+                      "'familiar'.")
+    lines.append("")
+    if "roc" in files:
+        lines += [f"![roc]({files['roc']})", ""]
+    return lines
 
 
 def _markdown(numbers, files, cae_name, data_desc, settings):
@@ -222,7 +529,8 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
               f"which the reconstruction never constrains.", ""]
     if "tangents" in files:
         lines += [f"![tangents]({files['tangents']})", ""]
-    lines += ["## 5. Contraction", "",
+    lines += _md_true_tangents(numbers, files)
+    lines += ["## 6. Contraction", "",
               "The contraction ratio ||f(x + r u) - f(x)|| / r, averaged over test digits and "
               "random unit directions u, measures how much the encoder shrinks a step of size "
               "r in input space:", "",
@@ -237,7 +545,8 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
               f"the penalty teaches the encoder to ignore them.", ""]
     if "contraction" in files:
         lines += [f"![contraction]({files['contraction']})", ""]
-    lines += ["## 6. Codes as features", "",
+    lines += _md_link(numbers, files)
+    lines += ["## 8. Codes as features", "",
               f"A linear classifier (multinomial logistic regression, the same settings for "
               f"every row) trained on {numbers['n_probe_train']} training digits' features, "
               f"tested on the test digits:", "",
@@ -254,8 +563,9 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
                   f"components, coloured by the true label, which the model never saw. The same "
                   f"probe on these two coordinates alone reaches {numbers['probe_codes_2d']:.1%}"
                   f" (chance: {numbers['chance']:.1%}).", ""]
+    lines += _md_anomalies(numbers, files)
     if "filters" in files:
-        lines += ["## 7. Filters", "", f"![filters]({files['filters']})", "",
+        lines += ["## 10. Filters", "", f"![filters]({files['filters']})", "",
                   "Each hidden unit's incoming weights as an image: the strokes the units "
                   "respond to.", ""]
     lines += ["## Where to go next", "",
@@ -267,7 +577,9 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
 
 
 def write_report(cae, X, y, X_test, y_test, out, *, data_desc, n_analysis=500,
-                 random_state=0, existing_figures=(), verbose=True):
+                 random_state=0, existing_figures=(), verbose=True, n_true_train=5000,
+                 n_true_test=100, n_true_hidden=512, n_true_epochs=10, n_gap=100,
+                 toy_epochs=200):
     """Train the twins, measure, write the figures, ``report.md`` and ``report.json``.
 
     Parameters
@@ -283,6 +595,15 @@ def write_report(cae, X, y, X_test, y_test, out, *, data_desc, n_analysis=500,
     existing_figures : iterable of str
         Files the demo already wrote (``history.png``, ``reconstructions.png``,
         ``filters.png``), embedded when present.
+    n_true_train, n_true_test, n_true_hidden, n_true_epochs : int
+        The true-tangent section: built-in digits on which a CAE of
+        ``n_true_hidden`` units and its lam = 0 twin are trained for
+        ``n_true_epochs``, and digits at which their directions are compared with
+        the renderer's true tangents.
+    n_gap : int
+        Test digits at which the denoising-contractive link is measured.
+    toy_epochs : int
+        Epochs of the 2-D models whose reconstruction vector fields are drawn.
 
     Returns
     -------
@@ -298,6 +619,15 @@ def write_report(cae, X, y, X_test, y_test, out, *, data_desc, n_analysis=500,
     numbers, spectra, tangents, local = _measure(models, X, y, X_test, y_test, n_analysis,
                                                  random_state)
     numbers["twin_train_seconds"] = times
+    extras = {}
+    numbers["true_tangents"], X_true, shown = _true_tangents(
+        n_true_train, n_true_test, n_true_hidden, n_true_epochs, random_state)
+    extras["true_tangents"] = (X_true, shown)
+    extras["link"] = _link(models, X_test, n_gap, random_state)
+    numbers["link"] = extras["link"]
+    extras["vector_fields"], numbers["vector_field_errors"] = vector_field_panels(
+        random_state, epochs=toy_epochs)
+    numbers["anomaly"], extras["roc"] = _anomalies(models, X_test)
     hist = getattr(cae, "history_", {})
     if hist.get("val_total") and hist.get("total"):
         numbers["train_val_gap"] = float(hist["val_total"][-1] / hist["total"][-1] - 1.0)
@@ -308,6 +638,7 @@ def write_report(cae, X, y, X_test, y_test, out, *, data_desc, n_analysis=500,
             files[key] = f
     files.update(_figures(out, models, numbers, spectra, tangents, local, X_test, y_test,
                           cae_name))
+    files.update(_extra_figures(out, extras))
     numbers["measure_seconds"] = time.perf_counter() - t0
     settings = (f"{cae.n_hidden} sigmoid hidden units, {'tied' if cae.tied else 'untied'} "
                 f"weights, lam = {cae.lam:g}, {cae.epochs} epochs of Adam, batch "

@@ -1,6 +1,8 @@
 """Tests for npcae.analysis, run against small fake models (no real training)."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import BARE_PACKAGE_PRELUDE, REPO, run_python
 
 from npcae import analysis
@@ -376,3 +378,35 @@ def test_contraction_ratio_clip_for_box_constrained_models(rng):
         analysis.contraction_ratio(FakeLinearEncoder(scale * Q), X, [0.01], random_state=4))
     with pytest.raises(ValueError, match="clip"):
         analysis.contraction_ratio(model, X, [1.0], clip=(1, 0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(1, 3), a=st.integers(1, 9), b=st.integers(1, 9), seed=st.integers(0, 2**16),
+       rank_drop=st.booleans())
+def test_leading_singular_vectors_match_the_svd(m, a, b, seed, rank_drop):
+    """Gram-matrix route against numpy's SVD, both shapes, both sides, rank-deficient too."""
+    from npcae._spectra import leading_singular_vectors
+    rng = np.random.default_rng(seed)
+    J = rng.standard_normal((m, a, b))
+    if rank_drop and min(a, b) > 1:                # last singular value exactly 0
+        U, s, Vt = np.linalg.svd(J, full_matrices=False)
+        s[:, -1] = 0.0
+        J = (U * s[:, None, :]) @ Vt
+    _, s_ref, Vt_ref = np.linalg.svd(J, full_matrices=False)
+    U_ref = np.swapaxes(np.linalg.svd(J, full_matrices=False)[0], 1, 2)
+    n = min(a, b)
+    for side, ref in (("right", Vt_ref), ("left", U_ref)):
+        V, s = leading_singular_vectors(J, n, side=side)
+        np.testing.assert_allclose(s, s_ref[:, :n], rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(V @ np.swapaxes(V, 1, 2), np.broadcast_to(np.eye(n), (m, n, n)),
+                                   atol=1e-8)
+        # each vector equals the SVD's up to sign where its singular value is simple and nonzero
+        gaps = np.diff(-s_ref[:, :n], axis=1, prepend=-np.inf, append=np.inf)
+        simple = (np.minimum(gaps[:, :-1], gaps[:, 1:]) > 1e-3) & (s_ref[:, :n] > 1e-8)
+        dots = np.abs(np.sum(V * ref[:, :n], axis=-1))
+        np.testing.assert_allclose(dots[simple], 1.0, atol=1e-6)
+        flat = V.reshape(-1, V.shape[-1])
+        pivot = flat[np.arange(len(flat)), np.argmax(np.abs(flat), axis=1)]
+        assert np.all(pivot >= 0)
+    with pytest.raises(ValueError, match="side must be"):
+        leading_singular_vectors(J, 1, side="up")

@@ -171,11 +171,14 @@ def test_demo_writes_a_report_that_embeds_existing_figures(demo_dir):
     numbers = json.loads((demo_dir / "report.json").read_text())
     assert report.startswith("# What the contractive autoencoder learned")
     for section in ("## 2. Reconstruction", "## 3. The manifold", "## 4. Tangent directions",
-                    "## 5. Contraction", "## 6. Codes as features"):
+                    "## 5. Against the true tangents", "## 6. Contraction",
+                    "## 7. Denoising and contraction", "## 8. Codes as features",
+                    "## 9. Anomaly scores"):
         assert section in report, section
     embedded = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert {"spectra_compared.png", "contraction.png", "codes.png", "tangents_compared.png",
-            "history.png", "reconstructions.png", "filters.png"} <= set(embedded)
+            "history.png", "reconstructions.png", "filters.png", "true_tangents.png",
+            "gap_convergence.png", "vector_fields.png", "roc.png"} <= set(embedded)
     for name in embedded:
         assert (demo_dir / name).stat().st_size > 0, name
     assert set(numbers["models"]) == {"CAE (lam = 0.5)", "AE (lam = 0)", "DAE (masking 0.25)"}
