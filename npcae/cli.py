@@ -654,6 +654,21 @@ def _cmd_reference(args):
     return 0
 
 
+_REFERENCE_MODEL_OPTIONS = ("layers", "hidden", "tied", "untied", "lam", "activation", "loss",
+                            "sparsity", "beta", "rho", "noise", "noise_level", "n_latent",
+                            "decoder", "n_features", "n_samples", "n_jacobian")
+
+
+def _refuse_options_beside_canonical(args):
+    """``npcae reference --canonical NAME`` with model options: exit 2 naming them."""
+    given = [f"--{name.replace('_', '-')}" for name in _REFERENCE_MODEL_OPTIONS
+             if getattr(args, name) != args.subparser.get_default(name)]
+    if given:
+        args.subparser.error(f"--canonical {args.canonical} is a fixed fixture; "
+                             f"{', '.join(given)} would be ignored. Drop them, or use "
+                             f"--model with those options for a fixture of your own.")
+
+
 def _cmd_verify(args):
     from .reference import verify
     result = verify(args.theirs, against=args.against, rtol=args.rtol)
@@ -880,6 +895,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if getattr(args, "n_train", None) == 0:
         args.n_train = None
+    if getattr(args, "canonical", None) is not None:
+        _refuse_options_beside_canonical(args)                           # exits 2
     if hasattr(args, "model"):
         problem = _check_model_options(args)
         if problem is not None:

@@ -372,8 +372,10 @@ def _md_link(numbers, files):
              f"{first[0]['n_samples']} test digits: the left side by Monte Carlo "
              f"({first[0]['n_pairs']} antithetic pairs of noise per digit, mean +- one standard "
              f"error), the limit with each model's own first and second derivatives.", "",
-             f"(Table cells cannot hold the norm bars: \"J_f squared\" is the mean "
-             f"||J_f(x)||_F^2, and so on.)", "",
+             "Columns: the mean ||J_f(x)||_F^2 (what the CAE penalises) and ||J_r(x)||_F^2 "
+             "(what small Gaussian noise penalises), the Laplacian term, the limit (the second "
+             "minus the third), and the left side at each sigma with its relative distance "
+             "from the limit.", "",
              f"| model | J_f squared | J_r squared | (x - r) . Lap r | limit | left side at "
              f"sigma = {sig} | (left - limit) / limit |", "| --- |" + " --- |" * 6]
     worst_first, worst_last, within = 0.0, 0.0, True

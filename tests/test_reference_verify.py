@@ -266,3 +266,30 @@ def test_cli_reference_and_verify(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["reference", "--model", "cae", "--tied", "--out", str(out)])
     save_fixture(f, out)
+
+
+def test_a_fixture_given_as_theirs_agrees_with_itself(tmp_path):
+    """Users try this first: only its loss and grad/ entries are read."""
+    from npcae.reference import canonical_path, verify
+    result = verify(canonical_path("vae"), against=canonical_path("vae"))
+    assert result.ok and result.verdict == "agree"
+
+
+def test_a_non_numeric_entry_is_named_briefly(tmp_path):
+    from npcae.reference import canonical_path, verify
+    path = tmp_path / "theirs.npz"
+    np.savez(path, loss=1.0, W=np.array(["x" * 500]))
+    with pytest.raises(TypeError, match=r"the gradient 'W' is not a numeric array") as info:
+        verify(path, against=canonical_path("tanh_cae"))
+    assert len(str(info.value)) < 300
+
+
+def test_canonical_refuses_model_options_it_would_ignore(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["reference", "--canonical", "tanh_cae", "--lam", "2", "--hidden", "9",
+              "--out", str(tmp_path / "f.npz")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--hidden, --lam would be ignored" in err
+    assert not (tmp_path / "f.npz").exists()
+    assert main(["reference", "--canonical", "tanh_cae", "--out", str(tmp_path / "f.npz")]) == 0
