@@ -345,8 +345,8 @@ def _md_true_tangents(numbers, files):
               f"{a['random'] - a['AE (lam = 0), J_f']:.0f})."]
     if below_f < below_r / 2:
         lines[-1] += (" They are combinations of the encoder's filters, smooth patterns spread "
-                      "over the whole image, while a thin stroke's true tangents are bands one "
-                      "pixel wide along its edges. J_r = diag(output slope) W_dec diag(hidden "
+                      "over the whole image, while a stroke's true tangents are narrow bands "
+                      "along its edges. J_r = diag(output slope) W_dec diag(hidden "
                       "slope) W^T also carries the output sigmoid's slope, large only on the "
                       "reconstructed digit's edges, which puts its directions where the true "
                       "tangents are.")
@@ -476,7 +476,11 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
               "| --- | --- | --- |"]
     lines += [f"| {n} | {_fmt(m['bce_per_image'], 4)} | {_fmt(m['mse_per_pixel'])} |"
               for n, m in M.items()]
-    if cae["bce_per_image"] > ae["bce_per_image"]:
+    if abs(cae["bce_per_image"] - ae["bce_per_image"]) < 0.01 * abs(ae["bce_per_image"]):
+        lines += ["", f"The penalty barely changed the reconstruction: the CAE's error is "
+                  f"{_fmt(cae['bce_per_image'], 4)} against {_fmt(ae['bce_per_image'], 4)} "
+                  f"without it (less than 1% apart).", ""]
+    elif cae["bce_per_image"] > ae["bce_per_image"]:
         lines += ["", f"The penalty costs some reconstruction: the CAE's error is "
                   f"{_fmt(cae['bce_per_image'], 4)} against {_fmt(ae['bce_per_image'], 4)} "
                   f"without it. That is the trade the CAE makes: it gives up detail in "
@@ -527,8 +531,9 @@ def _markdown(numbers, files, cae_name, data_desc, settings):
               f"brighten and darken along the direction (the sign is arbitrary). Local PCA's "
               f"directions, taken from real neighbouring digits, show what tangents of these "
               f"digits look like (strokes shifting and thickening); the models' directions are "
-              f"noisier, and part of them sits on border pixels that no training digit lights, "
-              f"which the reconstruction never constrains.", ""]
+              f"noisier, and part of them sits on border pixels that no training digit lights: "
+              f"the encoder never sees those pixels vary, so nothing ties its weights on them "
+              f"to the data.", ""]
     if "tangents" in files:
         lines += [f"![tangents]({files['tangents']})", ""]
     lines += _md_true_tangents(numbers, files)

@@ -64,6 +64,9 @@ def test_markdown_switches_wording_when_the_numbers_do(written):
     cae["bce_per_image"] = 50.0
     assert "did not cost reconstruction" in report._markdown(flipped, {}, "CAE (lam = 0.5)",
                                                              "data", "settings")
+    cae["bce_per_image"] = 100.5
+    assert "barely changed the reconstruction" in report._markdown(
+        flipped, {}, "CAE (lam = 0.5)", "data", "settings")
 
 
 @pytest.fixture(scope="module")
