@@ -8,16 +8,17 @@ numpy only.
 from . import activations, layers, losses, optim, penalties
 from ._version import __version__
 from .models import (Autoencoder, BaseAutoencoder, ContractiveAutoencoder,
-                     DeepContractiveAutoencoder, DenoisingAutoencoder,
+                     DeepContractiveAutoencoder, DenoisingAutoencoder, MLPClassifier,
                      NotFittedError, SparseAutoencoder, StackedAutoencoder,
                      VariationalAutoencoder)
+from .models.mlp import export_encoder
 from .training import TrainingDivergedError
 
 __all__ = ["activations", "layers", "losses", "optim", "penalties", "gradcheck", "datasets",
            "analysis", "io", "reference", "Autoencoder", "BaseAutoencoder",
            "DenoisingAutoencoder",
            "SparseAutoencoder", "VariationalAutoencoder", "ContractiveAutoencoder",
-           "DeepContractiveAutoencoder", "StackedAutoencoder",
+           "DeepContractiveAutoencoder", "StackedAutoencoder", "MLPClassifier", "export_encoder",
            "NotFittedError", "TrainingDivergedError", "load", "__version__"]
 
 

@@ -166,6 +166,30 @@ def _audit_models(rng, rtol):
     rows += _audit_variational(X, rtol)
     rows += _audit_deep_contractive(X, rtol)
     rows += _audit_stacked(X, rtol)
+    rows += _audit_classifier(X, rtol)
+    return rows
+
+
+def _audit_classifier(X, rtol):
+    """MLPClassifier's softmax cross-entropy: random sigmoid and tanh networks of depth 1 and
+    2, and one initialised from a CAE's encoder (``init_from``), the labels held fixed."""
+    from .models import ContractiveAutoencoder, MLPClassifier
+    rows = []
+    y = np.arange(X.shape[0]) % 3
+    cae = ContractiveAutoencoder(n_hidden=5, dtype=np.float64, random_state=7)
+    cae.initialize(X.shape[1])
+    configs = [("sigmoid", (5,), None), ("tanh", (6, 4), None), (None, None, cae)]
+    for act, layers, source in configs:
+        model = MLPClassifier(layers=layers, activation=act, init_from=source,
+                              dtype=np.float64, random_state=0)
+        model.classes_ = np.arange(3)
+        model.initialize(X.shape[1])
+        model.params["output.W"] = np.random.default_rng(40).normal(
+            size=model.params["output.W"].shape)       # the default N(0, 0.01^2) is too flat
+        res = check_model_with_noise(model, X, {"y": y}, rtol=rtol)
+        what = "init_from a CAE (5)" if source is not None else f"{layers}, {act}"
+        rows.append(_row(f"model MLPClassifier({what}, softmax cross-entropy, y fixed)", res,
+                         "richardson"))
     return rows
 
 

@@ -6,6 +6,7 @@ File layout (a plain zip of ``.npy`` files, readable with ``np.load``)::
     param.<name>.npy     each entry of model.params
     optim.<key>.<i>.npy  the optimizer's per-parameter buffers (to resume training)
     stage.<i>.<name>.npy the parameters of a fitted stage ``i`` (StackedAutoencoder's ``stages_``)
+    fitted.<name>.npy    other fitted arrays a model declares (MLPClassifier's ``classes_``)
 
 The metadata is a JSON object::
 
@@ -63,6 +64,9 @@ FORMAT_VERSION = 3
 #    ({"__estimator__": ...}), history "stages" and "stage.<i>.<name>" arrays. Only that class
 #    uses them, and an npcae without it refuses its files by their unknown class, so the
 #    version number did not change.
+#    MLPClassifier files (format 3 too) add "fitted.classes_" (the labels; numbers, bools or
+#    strings) and store the fitted architecture as the hyperparameters (layers, per-layer
+#    activations, init_from null: the pretrained weights are the parameters). Same reasoning.
 _META_KEY = "__npcae__"
 _RESAVE = "the file was altered or damaged after saving; save the model again"
 
@@ -286,6 +290,9 @@ def save_model(model, path):
         for key, s in state["state"].items():
             for i, buf in enumerate(s["buffers"]):
                 arrays[f"optim.{key}.{i}"] = buf
+    saved_fitted = getattr(model, "_saved_fitted_arrays", None)
+    for k, v in ((saved_fitted() if callable(saved_fitted) else None) or {}).items():
+        arrays[f"fitted.{k}"] = _plain_array(v, f"{type(model).__name__}.{k}")
     saved_stages = getattr(model, "_saved_stages", None)
     for i, stage_params in enumerate((saved_stages() if callable(saved_stages) else None) or ()):
         for k, v in stage_params.items():
@@ -294,11 +301,35 @@ def save_model(model, path):
     training = {"rng_state": _jsonable(getattr(model, "training_rng_state_", None)),
                 "n_iter": int(getattr(model, "n_iter_", len(history.get("total", []))))}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "npcae_version": __version__,
-            "class": type(model).__name__, "hyperparameters": _jsonable(model.get_params()),
+            "class": type(model).__name__,
+            "hyperparameters": _jsonable(_saved_hyperparameters(model)),
             "n_features_in": int(model.n_features_in_), "history": _jsonable(history),
             "optimizer": optim_meta, "training": training}
     arrays[_META_KEY] = np.array(json.dumps(meta))
     return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def _saved_hyperparameters(model):
+    """What a file stores as the hyperparameters: ``model._saved_hyperparameters()`` when the
+    model defines it (the classifier replaces ``init_from`` by the architecture it fixed),
+    else ``get_params()``."""
+    hook = getattr(model, "_saved_hyperparameters", None)
+    return hook() if callable(hook) else model.get_params()
+
+
+def _plain_array(value, name):
+    """``value`` as an array ``np.save`` writes without pickle (numbers, bools, strings)."""
+    array = np.asarray(value)
+    if array.dtype.kind == "O":
+        kinds = {type(v).__name__ for v in array.ravel()}
+        if all(isinstance(v, str) for v in array.ravel()):
+            return array.astype(str)
+        raise TypeError(f"cannot save {name} of dtype object holding {sorted(kinds)} without "
+                        f"pickle; use numbers or strings.")
+    if array.dtype.kind not in "biufU":
+        raise TypeError(f"cannot save {name} of dtype {array.dtype} without pickle; use "
+                        f"numbers or strings.")
+    return array
 
 
 # ---------------------------------------------------------------------------
@@ -497,6 +528,7 @@ def _check_file(meta, arrays, registry):
     history = _check_history(_get(meta, "history", "history"))
     model = _build_model(cls, _get(meta, "hyperparameters", "hyperparameters"), version,
                          registry)
+    _restore_fitted_arrays(model, arrays)
     params = _check_params(model, n_features, arrays)
     stages = _check_stages(model, n_features, arrays, history)
 
@@ -511,7 +543,8 @@ def _check_file(meta, arrays, registry):
         raise ModelFileError(f"holds optimizer arrays but metadata field 'optimizer' is null; "
                              f"{_RESAVE}.")
 
-    leftover = sorted(k for k in arrays if not k.startswith(("param.", "optim.", "stage.")))
+    leftover = sorted(k for k in arrays
+                      if not k.startswith(("param.", "optim.", "stage.", "fitted.")))
     if leftover:
         raise ModelFileError(f"holds entries that are not part of an npcae model: {leftover}; "
                              f"{_RESAVE}.")
@@ -526,6 +559,25 @@ def _check_file(meta, arrays, registry):
     return {"model": model, "params": params, "n_features_in": n_features,
             "history": history, "n_iter": n_iter, "rng_state": rng_state,
             "optimizer": optimizer, "dropped_optimizer": dropped, "stages": stages}
+
+
+def _restore_fitted_arrays(model, arrays):
+    """Give the model its ``fitted.<name>`` arrays (before its parameter shapes are checked:
+    the classifier's output width is ``len(classes_)``). Exactly the names the model's
+    ``_fitted_array_names`` lists, each checked by ``model._restore_fitted_arrays``."""
+    stored = {k[len("fitted."):]: v for k, v in arrays.items() if k.startswith("fitted.")}
+    expected = set(getattr(model, "_fitted_array_names", ()))
+    owner = type(model).__name__
+    if set(stored) != expected:
+        raise ModelFileError(f"holds fitted arrays {sorted(stored)}; a {owner} needs "
+                             f"{sorted(expected)}; {_RESAVE}.")
+    if not stored:
+        return
+    try:
+        model._restore_fitted_arrays(stored)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"holds fitted arrays that a {owner} refuses: {exc}; "
+                             f"{_RESAVE}.") from exc
 
 
 def _check_history(history, where="history", stages_allowed=True):

@@ -1,10 +1,12 @@
 """The training loop shared by every model.
 
-:func:`fit_loop` runs minibatch training of any :class:`~npcae.models.base.BaseAutoencoder`:
+:func:`fit_loop` runs minibatch training of any :class:`~npcae.models.base.BaseEstimator`:
 reshuffled minibatches each epoch from a seeded Generator, a per-epoch history
 of every loss term (and of the validation loss), one progress line per epoch,
-early stopping on the validation loss, and NaN/Inf detection that stops with
-a clear error and leaves the last finite parameters in place.
+early stopping on a validation term (the loss; the classifier's error), and
+NaN/Inf detection that stops with a clear error and leaves the last finite
+parameters in place. Supervised models pass row-aligned targets ``y`` (and
+``y_val``): each minibatch takes the same rows of ``y`` as of ``X``.
 
 The hot loop reuses its buffers (the minibatch, the gradients and the
 model's scratch arrays) instead of allocating per step.
@@ -79,12 +81,12 @@ def _format_eta(seconds):
 
 
 def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_stopping=None,
-             verbose=1, history=None, stream=None):
+             verbose=1, history=None, stream=None, y=None, y_val=None, monitor="total"):
     """Train ``model`` on ``X`` in place; returns the history dict.
 
     Parameters
     ----------
-    model : BaseAutoencoder
+    model : BaseEstimator (an autoencoder, or the classifier with ``y``)
         Must already have its parameters (``model.initialize``).
     X : ndarray, shape (n_samples, n_features)
         Validated training data in the model's dtype.
@@ -99,8 +101,17 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
     X_val : ndarray, optional
         Validation data, evaluated (objective terms) after every epoch.
     early_stopping : int or None
-        Stop when the validation total has not improved for this many epochs;
-        the best parameters are restored.
+        Stop when the validation ``monitor`` term has not improved (decreased)
+        for this many epochs; the best parameters are restored.
+    y, y_val : ndarray, optional
+        Targets row-aligned with ``X`` and ``X_val`` (a supervised model: the
+        classifier's integer class codes). Each minibatch takes the same rows of
+        ``y`` as of ``X`` and calls ``model._objective(Xb, grads, ws, rng, y=yb)``;
+        validation calls ``model._supervised_terms(X_val, y_val)``. Without ``y`` the
+        loop is the unsupervised one, unchanged.
+    monitor : str
+        The validation term early stopping watches (default ``"total"``; the
+        classifier watches ``"error"``).
     verbose : int
         0: silent; 1: one line per epoch (to ``stream``, default stdout).
     history : dict or None
@@ -139,7 +150,14 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                          f"{n} training samples; use a smaller batch_size or drop_last=False.")
     if early_stopping is not None and X_val is None:
         raise ValueError("early_stopping needs validation_data to monitor.")
-    best = (math.inf, None, 0)          # (val total, params copy, epoch)
+    supervised = y is not None
+    if supervised:
+        if len(y) != n:
+            raise ValueError(f"y has {len(y)} rows but X has {n}; they must be row-aligned.")
+        if X_val is not None and (y_val is None or len(y_val) != len(X_val)):
+            raise ValueError("a supervised fit needs y_val row-aligned with X_val.")
+        y_buffer = np.empty(batch_size, dtype=y.dtype)
+    best = (math.inf, None, 0)          # (monitored validation term, params copy, epoch)
     start_epoch = len(history.get("total", []))
     t_start = time.perf_counter()
 
@@ -154,7 +172,12 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                     drop_last=getattr(model, "drop_last", False))):
                 Xb = batch_buffer[:len(idx)]
                 np.take(X, idx, axis=0, out=Xb, mode="clip")   # idx is a permutation: in range
-                total, terms = model._objective(Xb, grads, ws, rng)
+                if supervised:
+                    yb = y_buffer[:len(idx)]
+                    np.take(y, idx, out=yb, mode="clip")
+                    total, terms = model._objective(Xb, grads, ws, rng, y=yb)
+                else:
+                    total, terms = model._objective(Xb, grads, ws, rng)
                 if not math.isfinite(total) or not _all_finite(flat_grads, ones):
                     _raise_diverged(flat_params, optimizer, snapshot, total,
                                     start_epoch + epoch + 1, step + 1)
@@ -163,7 +186,11 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                     sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
                 seen += len(idx)
             elapsed = time.perf_counter() - t0
-            val_terms = model.loss_terms(X_val) if X_val is not None else None
+            if X_val is None:
+                val_terms = None
+            else:
+                val_terms = model._supervised_terms(X_val, y_val) if supervised \
+                    else model.loss_terms(X_val)
         except KeyboardInterrupt:
             _restore(flat_params, optimizer, snapshot)
             raise
@@ -182,8 +209,9 @@ def fit_loop(model, X, *, optimizer, epochs, batch_size, rng, X_val=None, early_
                 raise TrainingDivergedError(f"validation loss is {val_total!r} after epoch "
                                             f"{start_epoch + epoch + 1}; try a smaller "
                                             f"learning rate.")
-            if val_total < best[0]:
-                best = (val_total, {k: v.copy() for k, v in params.items()}, epoch)
+            watched = val_terms[monitor]
+            if watched < best[0]:
+                best = (watched, {k: v.copy() for k, v in params.items()}, epoch)
 
         if verbose:
             _print_epoch(stream, start_epoch + epoch + 1, start_epoch + epochs, history,
@@ -242,8 +270,7 @@ def _print_epoch(stream, epoch, epochs, history, elapsed, eta):
             and k not in ("samples_per_s", "epoch_time_s", "best_epoch")]
     parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
     parts += [f"{k} {history[k][-1]:.4g}" for k in keys]
-    if "val_total" in history:
-        parts.append(f"val_total {history['val_total'][-1]:.4g}")
+    parts += [f"{k} {history[k][-1]:.4g}" for k in ("val_total", "val_error") if k in history]
     parts.append(f"{history['samples_per_s'][-1]:,.0f} samples/s")
     parts.append(f"{elapsed:.1f}s")
     parts.append(f"ETA {_format_eta(eta)}")

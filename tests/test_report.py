@@ -85,7 +85,8 @@ def test_link_and_anomaly_numbers_are_recomputable(written_all):
     from npcae._scores import anomaly_scores, dae_cae_gap, roc_auc
     cae, X_test, out, numbers = written_all
     saved = json.loads((out / "report.json").read_text())
-    recs = dae_cae_gap(cae, X_test[:15], sigmas=report.GAP_SIGMAS, n_pairs=16, random_state=1)
+    recs = dae_cae_gap(cae, X_test[:15], sigmas=report.GAP_SIGMAS,
+                      n_pairs=report.GAP_PAIRS, random_state=1)
     got = saved["link"]["CAE (lam = 0.5)"]["records"]
     assert [r["lhs"] for r in got] == pytest.approx([r["lhs"] for r in recs], rel=1e-9)
     assert got[0]["rhs"] == pytest.approx(recs[0]["rhs"], rel=1e-9)

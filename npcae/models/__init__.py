@@ -1,4 +1,5 @@
-"""Autoencoder estimators. Every model subclasses :class:`BaseAutoencoder`."""
+"""Estimators. Every autoencoder subclasses :class:`BaseAutoencoder`; the classifier
+(:class:`MLPClassifier`) shares their plumbing through :class:`BaseEstimator`."""
 from .._workspace import Workspace
 from .base import BaseAutoencoder, NotFittedError
 from .autoencoder import Autoencoder
@@ -6,6 +7,7 @@ from .cae import ContractiveAutoencoder
 from .deep_cae import DeepContractiveAutoencoder
 from .denoising import DenoisingAutoencoder
 from .layered import LayeredAutoencoder
+from .mlp import MLPClassifier, export_encoder
 from .sparse import SparseAutoencoder
 from .stacked import StackedAutoencoder
 from .vae import VariationalAutoencoder
@@ -13,9 +15,11 @@ from .vae import VariationalAutoencoder
 # name -> class, used by npcae.load (a registry: loading never imports by string)
 MODELS = {cls.__name__: cls for cls in (ContractiveAutoencoder, Autoencoder, SparseAutoencoder,
                                         DenoisingAutoencoder, VariationalAutoencoder,
-                                        DeepContractiveAutoencoder, StackedAutoencoder)}
+                                        DeepContractiveAutoencoder, StackedAutoencoder,
+                                        MLPClassifier)}
 
 __all__ = ["Autoencoder", "BaseAutoencoder", "ContractiveAutoencoder", "DeepContractiveAutoencoder",
            "DenoisingAutoencoder",
-           "LayeredAutoencoder", "NotFittedError", "SparseAutoencoder", "StackedAutoencoder",
-           "VariationalAutoencoder", "Workspace", "MODELS"]
+           "LayeredAutoencoder", "MLPClassifier", "NotFittedError", "SparseAutoencoder",
+           "StackedAutoencoder",
+           "VariationalAutoencoder", "Workspace", "MODELS", "export_encoder"]

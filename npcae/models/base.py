@@ -38,7 +38,7 @@ from .._validation import (as_float_array, check_bool, check_finite, check_in_un
                            check_n_features, check_positive_int, check_random_state)
 from .._workspace import Workspace
 
-__all__ = ["BaseAutoencoder", "NotFittedError"]
+__all__ = ["BaseAutoencoder", "BaseEstimator", "NotFittedError"]
 
 _EVAL_BLOCK_BYTES = 8 << 20
 """Largest ``(rows, n_features)`` block that batched evaluation works on (8 MiB)."""
@@ -79,30 +79,26 @@ def _is_dtype_like(value):
                                            and issubclass(value, np.generic))
 
 
-class BaseAutoencoder:
-    """Shared machinery; not used directly.
+class BaseEstimator:
+    """The estimator plumbing every npcae model shares; not used directly.
 
-    Subclasses implement:
+    scikit-learn's conventions without importing it (``get_params`` /
+    ``set_params`` / ``__repr__``), the ``params`` dict and its creation and
+    checks, input validation, and training through
+    :func:`npcae.training.fit_loop` with exact resume (warm starts). The
+    autoencoders (:class:`BaseAutoencoder`) and the classifier
+    (:class:`npcae.models.mlp.MLPClassifier`) add their own objective and
+    inference methods.
 
-    * ``_param_shapes(n_features)`` -> dict name -> (shape, initialiser name or None)
-    * ``_init_param(name, shape, init, rng)`` (optional override)
-    * ``_encode(X)`` -> codes, ``_decode(H)`` -> reconstructions (validated input)
-    * ``_n_codes()`` -> the code size
-    * ``_objective(X, grads, ws, rng=None)`` -> ``(total, terms)``; fills ``grads`` (overwrite)
-      when it is not None. ``terms`` is a dict of floats that includes ``"total"``.
-      ``rng`` is the training generator (noise a model draws comes from it, so
-      resumed runs draw the same noise); deterministic objectives ignore it.
-    * ``_sample_terms(X)`` -> dict of ``(n,)`` arrays, the same terms per sample
-      (their means are ``_objective``'s terms)
-    * ``_requires_unit_interval()`` -> bool (BCE-type losses need X in [0, 1])
-    * ``_check_hyperparameters()`` (extend; call ``super()``)
-    * ``_shape_hyperparameters``: names of the hyperparameters that set parameter
-      shapes (named in the error when a warm start finds them changed)
+    Subclasses implement ``_param_shapes(n_features)``, ``_objective`` and
+    ``_n_codes``-style architecture hooks as described in
+    :class:`BaseAutoencoder`.
     """
 
     _shape_hyperparameters = ()
+    _monitor = "total"
+    """The validation term early stopping watches (``history_["val_<_monitor>"]``)."""
 
-    # -- scikit-learn conventions ---------------------------------------------
     @classmethod
     def _get_param_names(cls):
         sig = inspect.signature(cls.__init__)
@@ -134,23 +130,25 @@ class BaseAutoencoder:
         for key, value in self.get_params().items():
             if _same_value(value, defaults.get(key, inspect.Parameter.empty)):
                 continue
-            shown = np.dtype(value).name if _is_dtype_like(value) else repr(value)
+            shown = np.dtype(value).name if _is_dtype_like(value) else self._repr_value(key,
+                                                                                        value)
             parts.append(f"{key}={shown}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __getstate__(self):
+        """Pickled state without ``_network_cache`` (layers with scratch buffers; rebuilt on
+        demand by models on the layers engine)."""
+        state = dict(self.__dict__)
+        state.pop("_network_cache", None)
+        return state
+
+    def _repr_value(self, key, value):
+        """How ``__repr__`` shows hyperparameter ``key`` (subclasses shorten bulky values)."""
+        return repr(value)
 
     def __sklearn_is_fitted__(self):
         return bool(getattr(self, "_params", None)) and hasattr(self, "n_features_in_")
 
-    def __sklearn_tags__(self):
-        """scikit-learn's tags (scikit-learn >= 1.6); imported only when it asks for them."""
-        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
-        return Tags(estimator_type=None,
-                    target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(preserves_dtype=[self.dtype_.name]),
-                    input_tags=InputTags(allow_nan=False, sparse=False),
-                    requires_fit=True, non_deterministic=False)
-
-    # -- parameters ---------------------------------------------------------------
     @property
     def params(self):
         """Dict name -> ndarray of the model's parameters (created lazily, see :meth:`initialize`).
@@ -241,7 +239,6 @@ class BaseAutoencoder:
         now = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._shape_hyperparameters)
         return f" (from {now})"
 
-    # -- input validation ---------------------------------------------------------
     def _validate_X(self, X, name="X", *, reset=False, dtype=None, check_range=False,
                     warm=False):
         """Return ``X`` as a finite float array of the working dtype, checking its shape.
@@ -316,6 +313,154 @@ class BaseAutoencoder:
         if self.params:
             return np.result_type(*[np.asarray(p).dtype for p in self.params.values()])
         return self.dtype_
+
+    def _call_rng(self):
+        """A generator for noise drawn outside training: fresh per call, from ``random_state``
+        (the same int gives the same draws), never the training generator."""
+        rs = self.random_state
+        if isinstance(rs, (np.random.Generator, np.random.RandomState)):
+            return np.random.default_rng(check_random_state(rs).integers(0, 2 ** 63 - 1))
+        return check_random_state(rs)
+
+    def _eval_blocks(self, X):
+        """``(start, stop)`` row ranges of at most ``_EVAL_BLOCK_BYTES`` per ``(rows, d)`` array."""
+        n, d = X.shape
+        rows = max(1, _EVAL_BLOCK_BYTES // (d * X.dtype.itemsize))
+        return [(start, min(start + rows, n)) for start in range(0, n, rows)]
+
+    def _start_training_state(self, n_features):
+        """Fresh parameters, optimizer, history and minibatch generator for a cold fit."""
+        from ..optim import get_optimizer
+        rng = check_random_state(self.random_state)
+        init_seed, shuffle_seed = (int(s) for s in rng.integers(0, 2 ** 63 - 1, size=2))
+        self._params = {}
+        self.initialize(n_features, random_state=np.random.default_rng(init_seed))
+        self.optimizer_ = get_optimizer(self.optimizer)
+        self.history_ = {}
+        self.n_iter_ = 0
+        self.training_rng_state_ = np.random.default_rng(shuffle_seed).bit_generator.state
+
+    def _resume_training_state(self):
+        """Continue: a fresh optimizer from ``self.optimizer`` that inherits the old one's
+        moments and step counts when it is of the same class; the stored generator."""
+        from ..optim import get_optimizer
+        optimizer = get_optimizer(self.optimizer)
+        previous = getattr(self, "optimizer_", None)
+        if previous is not None and type(previous) is type(optimizer):
+            optimizer.state = previous.state
+        self.optimizer_ = optimizer
+        if not hasattr(self, "history_"):
+            self.history_ = {}
+        self.n_iter_ = len(self.history_.get("total", []))
+        if getattr(self, "training_rng_state_", None) is None:
+            # parameters set by hand, or a file from before the generator was saved
+            rng = check_random_state(self.random_state)
+            self.training_rng_state_ = np.random.default_rng(
+                int(rng.integers(0, 2 ** 63 - 1))).bit_generator.state
+
+    def _check_warm_start(self, n_features):
+        """Refuse to continue training a model whose shapes no longer match."""
+        owner = type(self).__name__
+        if n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but {owner} is expecting "
+                             f"{self.n_features_in_} features as input: it was fitted on "
+                             f"{self.n_features_in_}, and a warm start (or partial_fit) "
+                             f"continues that fit. Use data with {self.n_features_in_} "
+                             f"features, or set warm_start=False to train a new model from "
+                             f"scratch.")
+        expected = {k: shape for k, (shape, _) in self._param_shapes(n_features).items()}
+        current = {k: np.shape(v) for k, v in self.params.items()}
+        if expected != current:
+            changed = [k for k in self._shape_hyperparameters]
+            raise ValueError(f"warm start: the fitted parameters have shapes {current}, but "
+                             f"the current hyperparameters{self._shape_hint()} need "
+                             f"{expected}. A shape-defining hyperparameter "
+                             f"({', '.join(changed) or 'architecture'}) changed since the "
+                             f"model was fitted; restore it, or set warm_start=False to train "
+                             f"a new model from scratch.")
+        fitted_dtype = self._param_dtype()
+        if fitted_dtype != self.dtype_:
+            raise ValueError(f"warm start: the fitted parameters are {fitted_dtype.name} but "
+                             f"dtype={self.dtype_.name}; restore dtype={fitted_dtype.name} or "
+                             f"set warm_start=False to train a new model from scratch.")
+
+    def _train(self, X, epochs, X_val, *, y=None, y_val=None):
+        """Run the training loop from the stored generator state; keep ``n_iter_`` in step.
+
+        ``y`` and ``y_val`` (validated targets, row-aligned with ``X`` and ``X_val``)
+        are passed through to the loop for supervised models.
+        """
+        from ..training import fit_loop
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = copy.deepcopy(self.training_rng_state_)
+        try:
+            fit_loop(self, X, optimizer=self.optimizer_, epochs=epochs,
+                     batch_size=self.batch_size, rng=rng, X_val=X_val,
+                     early_stopping=self.early_stopping, verbose=self.verbose,
+                     history=self.history_, y=y, y_val=y_val, monitor=self._monitor)
+        finally:
+            self.n_iter_ = len(self.history_.get("total", []))
+
+    def _check_hyperparameters(self):
+        """Raise ``TypeError``/``ValueError`` naming any bad hyperparameter (before training)."""
+        from ..optim import get_optimizer
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError as exc:
+            raise TypeError(f"dtype must be float32 or float64; got {self.dtype!r}.") from exc
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64; got {dtype.name}. float16 "
+                             f"overflows in training (its largest value is 65504) and is not "
+                             f"supported; use float32 (the default).")
+        check_bool(self.warm_start, "warm_start")
+        if self.early_stopping is not None:
+            check_positive_int(self.early_stopping, "early_stopping")
+        if isinstance(self.verbose, (bool, np.bool_)):
+            pass
+        elif not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
+            raise ValueError(f"verbose must be an int >= 0 (0 silent, 1 one line per epoch); "
+                             f"got {self.verbose!r}.")
+        check_random_state(self.random_state, "random_state")    # type and sign only
+        get_optimizer(self.optimizer)
+
+    def save(self, path):
+        """Save to ``path`` (``.npz`` with JSON metadata; no pickle). See :func:`npcae.load`."""
+        from ..io import save_model
+        return save_model(self, path)
+
+
+class BaseAutoencoder(BaseEstimator):
+    """Shared machinery; not used directly.
+
+    Subclasses implement:
+
+    * ``_param_shapes(n_features)`` -> dict name -> (shape, initialiser name or None)
+    * ``_init_param(name, shape, init, rng)`` (optional override)
+    * ``_encode(X)`` -> codes, ``_decode(H)`` -> reconstructions (validated input)
+    * ``_n_codes()`` -> the code size
+    * ``_objective(X, grads, ws, rng=None)`` -> ``(total, terms)``; fills ``grads`` (overwrite)
+      when it is not None. ``terms`` is a dict of floats that includes ``"total"``.
+      ``rng`` is the training generator (noise a model draws comes from it, so
+      resumed runs draw the same noise); deterministic objectives ignore it.
+    * ``_sample_terms(X)`` -> dict of ``(n,)`` arrays, the same terms per sample
+      (their means are ``_objective``'s terms)
+    * ``_requires_unit_interval()`` -> bool (BCE-type losses need X in [0, 1])
+    * ``_check_hyperparameters()`` (extend; call ``super()``)
+    * ``_shape_hyperparameters``: names of the hyperparameters that set parameter
+      shapes (named in the error when a warm start finds them changed)
+    """
+
+    # -- scikit-learn conventions ---------------------------------------------
+    def __sklearn_tags__(self):
+        """scikit-learn's tags (scikit-learn >= 1.6); imported only when it asks for them."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+        return Tags(estimator_type=None,
+                    target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=[self.dtype_.name]),
+                    input_tags=InputTags(allow_nan=False, sparse=False),
+                    requires_fit=True, non_deterministic=False)
 
     # -- the reference-library API --------------------------------------------------
     def loss_and_grad(self, X, **noise):
@@ -398,20 +543,6 @@ class BaseAutoencoder:
                                  f"{arr.shape}.")
             noise[name] = arr
         return noise
-
-    def _call_rng(self):
-        """A generator for noise drawn outside training: fresh per call, from ``random_state``
-        (the same int gives the same draws), never the training generator."""
-        rs = self.random_state
-        if isinstance(rs, (np.random.Generator, np.random.RandomState)):
-            return np.random.default_rng(check_random_state(rs).integers(0, 2 ** 63 - 1))
-        return check_random_state(rs)
-
-    def _eval_blocks(self, X):
-        """``(start, stop)`` row ranges of at most ``_EVAL_BLOCK_BYTES`` per ``(rows, d)`` array."""
-        n, d = X.shape
-        rows = max(1, _EVAL_BLOCK_BYTES // (d * X.dtype.itemsize))
-        return [(start, min(start + rows, n)) for start in range(0, n, rows)]
 
     def _prepare_for_objective(self, X):
         if not self.params or not hasattr(self, "n_features_in_"):
@@ -498,99 +629,6 @@ class BaseAutoencoder:
         if self._requires_unit_interval():
             check_in_unit_interval(X_val, "validation_data", why=self._unit_interval_reason())
         return X_val
-
-    def _start_training_state(self, n_features):
-        """Fresh parameters, optimizer, history and minibatch generator for a cold fit."""
-        from ..optim import get_optimizer
-        rng = check_random_state(self.random_state)
-        init_seed, shuffle_seed = (int(s) for s in rng.integers(0, 2 ** 63 - 1, size=2))
-        self._params = {}
-        self.initialize(n_features, random_state=np.random.default_rng(init_seed))
-        self.optimizer_ = get_optimizer(self.optimizer)
-        self.history_ = {}
-        self.n_iter_ = 0
-        self.training_rng_state_ = np.random.default_rng(shuffle_seed).bit_generator.state
-
-    def _resume_training_state(self):
-        """Continue: a fresh optimizer from ``self.optimizer`` that inherits the old one's
-        moments and step counts when it is of the same class; the stored generator."""
-        from ..optim import get_optimizer
-        optimizer = get_optimizer(self.optimizer)
-        previous = getattr(self, "optimizer_", None)
-        if previous is not None and type(previous) is type(optimizer):
-            optimizer.state = previous.state
-        self.optimizer_ = optimizer
-        if not hasattr(self, "history_"):
-            self.history_ = {}
-        self.n_iter_ = len(self.history_.get("total", []))
-        if getattr(self, "training_rng_state_", None) is None:
-            # parameters set by hand, or a file from before the generator was saved
-            rng = check_random_state(self.random_state)
-            self.training_rng_state_ = np.random.default_rng(
-                int(rng.integers(0, 2 ** 63 - 1))).bit_generator.state
-
-    def _check_warm_start(self, n_features):
-        """Refuse to continue training a model whose shapes no longer match."""
-        owner = type(self).__name__
-        if n_features != self.n_features_in_:
-            raise ValueError(f"X has {n_features} features, but {owner} is expecting "
-                             f"{self.n_features_in_} features as input: it was fitted on "
-                             f"{self.n_features_in_}, and a warm start (or partial_fit) "
-                             f"continues that fit. Use data with {self.n_features_in_} "
-                             f"features, or set warm_start=False to train a new model from "
-                             f"scratch.")
-        expected = {k: shape for k, (shape, _) in self._param_shapes(n_features).items()}
-        current = {k: np.shape(v) for k, v in self.params.items()}
-        if expected != current:
-            changed = [k for k in self._shape_hyperparameters]
-            raise ValueError(f"warm start: the fitted parameters have shapes {current}, but "
-                             f"the current hyperparameters{self._shape_hint()} need "
-                             f"{expected}. A shape-defining hyperparameter "
-                             f"({', '.join(changed) or 'architecture'}) changed since the "
-                             f"model was fitted; restore it, or set warm_start=False to train "
-                             f"a new model from scratch.")
-        fitted_dtype = self._param_dtype()
-        if fitted_dtype != self.dtype_:
-            raise ValueError(f"warm start: the fitted parameters are {fitted_dtype.name} but "
-                             f"dtype={self.dtype_.name}; restore dtype={fitted_dtype.name} or "
-                             f"set warm_start=False to train a new model from scratch.")
-
-    def _train(self, X, epochs, X_val):
-        """Run the training loop from the stored generator state; keep ``n_iter_`` in step."""
-        from ..training import fit_loop
-        rng = np.random.Generator(np.random.PCG64())
-        rng.bit_generator.state = copy.deepcopy(self.training_rng_state_)
-        try:
-            fit_loop(self, X, optimizer=self.optimizer_, epochs=epochs,
-                     batch_size=self.batch_size, rng=rng, X_val=X_val,
-                     early_stopping=self.early_stopping, verbose=self.verbose,
-                     history=self.history_)
-        finally:
-            self.n_iter_ = len(self.history_.get("total", []))
-
-    def _check_hyperparameters(self):
-        """Raise ``TypeError``/``ValueError`` naming any bad hyperparameter (before training)."""
-        from ..optim import get_optimizer
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError as exc:
-            raise TypeError(f"dtype must be float32 or float64; got {self.dtype!r}.") from exc
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"dtype must be float32 or float64; got {dtype.name}. float16 "
-                             f"overflows in training (its largest value is 65504) and is not "
-                             f"supported; use float32 (the default).")
-        check_bool(self.warm_start, "warm_start")
-        if self.early_stopping is not None:
-            check_positive_int(self.early_stopping, "early_stopping")
-        if isinstance(self.verbose, (bool, np.bool_)):
-            pass
-        elif not isinstance(self.verbose, (int, np.integer)) or self.verbose < 0:
-            raise ValueError(f"verbose must be an int >= 0 (0 silent, 1 one line per epoch); "
-                             f"got {self.verbose!r}.")
-        check_random_state(self.random_state, "random_state")    # type and sign only
-        get_optimizer(self.optimizer)
 
     # -- inference ----------------------------------------------------------------------
     def _ready(self, X):
@@ -703,12 +741,6 @@ class BaseAutoencoder:
         import pandas as pd
         index = getattr(X, "index", None) if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(codes, index=index, columns=self.get_feature_names_out())
-
-    def save(self, path):
-        """Save to ``path`` (``.npz`` with JSON metadata; no pickle). See :func:`npcae.load`."""
-        from ..io import save_model
-        return save_model(self, path)
-
 
 def _feature_names(X):
     """A DataFrame's column names as an object array when they are all strings, else None."""

@@ -152,11 +152,6 @@ class LayeredAutoencoder(BaseAutoencoder):
                         Activation(act, **opts)]
         return modules
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_network_cache", None)        # rebuilt on demand; holds scratch buffers
-        return state
-
     # -- encoder / decoder (inference: plain products, nothing cached) -------------------
     def _encode(self, X):
         H = X

@@ -228,11 +228,6 @@ class VariationalAutoencoder(BaseAutoencoder):
         self._network_cache = (key, network)
         return network
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_network_cache", None)        # rebuilt on demand; holds scratch buffers
-        return state
-
     # -- the two conventions the whole model shares ---------------------------------------
     @staticmethod
     def _sigma(LV, out=None):

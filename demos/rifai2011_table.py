@@ -1,0 +1,346 @@
+"""Rifai et al. (2011), Table 1 on MNIST: pretrain (CAE, AE, DAE-g), fine-tune an MLP, compare.
+
+The paper's claim: an MLP initialised with a contractive encoder and then fine-tuned classifies
+MNIST better than one initialised with a plain or a denoising autoencoder. Its Table 1 gives the
+test errors CAE 1.14 %, DAE-g 1.18 %, AE 1.78 % (no random-initialisation row). This script
+reruns that comparison with npcae.
+
+Setting (the paper's): MNIST split 50,000 train / 10,000 validation (the last 10,000 training
+images) / 10,000 test; one hidden layer of 1,000 sigmoid units; tied weights, sigmoid output
+and cross-entropy reconstruction for every autoencoder. Pretrained models:
+  * CAE:   npcae.ContractiveAutoencoder(n_hidden=1000, lam=...), lam from the grid LAMS;
+  * AE:    the same with lam = 0 (npcae.Autoencoder(layers=(1000,)), tied, no grid);
+  * DAE-g: npcae.DenoisingAutoencoder(noise="gaussian", noise_level=sigma), sigma from SIGMAS;
+  * random: no pretraining, the hidden layer drawn 4x Glorot-uniform (zero biases).
+Each is then fine-tuned as npcae.MLPClassifier(init_from=<the autoencoder>): its encoder
+weights and biases become the hidden layer, the 1000 -> 10 softmax layer starts at N(0, 0.01^2),
+and all of it is trained on the softmax cross-entropy with early stopping on the validation
+error (the parameters of the best validation epoch are kept).
+
+Hyperparameter selection (stated in the output too): the grid (full run) is
+    CAE lam in {0.5, 1.0, 2.0}   DAE-g sigma in {0.25, 0.5}
+For each method the value with the lowest validation error after fine-tuning with seed 0 is
+chosen (ties: the first in the grid); the chosen configuration is then pretrained and
+fine-tuned again with seeds 1 and 2. The table reports mean +- std (ddof = 1) of the test error
+over seeds 0, 1, 2. The test set is used for nothing else.
+
+Also reported, before fine-tuning (the pretrained encoder, or the random one), on the test
+images: the mean ||J_f(x)||_F of the hidden layer, and the fraction of saturated hidden
+activations (a unit's activation on an image below 0.05 or above 0.95; averaged over units
+and images); the same two after fine-tuning.
+
+Training (full run; SETTINGS["full"]): pretraining with Adam (lr 1e-3, the library's default),
+batch 100, 10 epochs; fine-tuning with SGD (momentum 0.9, mean cross-entropy), batch 100, in
+three stages: lr 0.5 for at most 30 epochs, then 0.1 and 0.02 for at most 10 each; a stage
+ends when the validation error has not improved for 5 (then 3) epochs, and the best parameters
+so far are restored before the next one (fine_tune). These budgets
+are far smaller than the paper's: they were sized from measured epoch times on 2 cores shared
+with other jobs (pretraining 4-30 s per epoch, fine-tuning 5-19 s per epoch, depending on the
+load) so that the 12 pretrainings and 15 fine-tunings take about an hour. The fine-tuning
+optimiser was picked on the validation error of a trial run (2-epoch CAE, 8 epochs: SGD
+0.5/0.9 1.87 %, SGD 1.0/0.9 2.18 %, Adam 1e-3 2.06 %), and the epoch budgets on the
+validation curves of a 3-pretraining-epoch / 10-fine-tuning-epoch run (still falling at epoch
+10). An earlier run of this script (grid lam in {0.1, 0.5}, one fine-tuning stage) found the
+seed-0 validation error lower at lam = 0.5 (1.49 %) than at 0.1 (1.89 %), at the edge of that
+grid, and a noisy plateau at lr 0.5: hence this grid and the learning-rate stages. The test set
+chose nothing.
+
+Known limitation (measured, seed 0): one fine-tuning lr (0.5) serves every method, and it was
+picked on a CAE's curve. The un-contracted encoders (AE: ||J_f||_F 26, random: 24, against the
+CAE's 5.7) saturate under it (99 % saturated units after fine-tuning) and end far worse than
+at lr 0.1 (validation error AE 3.62 % -> 1.95 %, random 3.43 % -> 1.92 %), while the CAE is best
+at 0.5 (1.49 % against 1.53 %). So this table overstates the CAE's lead over AE and random; a
+fair rerun adds the fine-tuning lr to each method's grid (about 1.5x the time).
+
+    python demos/rifai2011_table.py --out rifai [--quick]
+
+--quick runs the same pipeline on the built-in digits (2,000 / 500 / 500 images, 100 hidden
+units, a few epochs) in under a minute; it checks the plumbing, not the paper's numbers.
+Results are written as they come (results.json after every run, so an interrupted run still
+leaves its numbers), then table.txt, table.png (test errors against the paper's) and
+curves.png (validation error per fine-tuning epoch and pretraining loss per epoch, seed 0).
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import npcae
+from npcae.io import atomic_write
+from npcae.layers import init_layer_params
+from npcae.models.mlp import export_encoder
+from npcae.optim import SGD, Adam
+from npcae.penalties import encoder_derivatives, jacobian_sq_norms
+
+PAPER = {"CAE": 1.14, "DAE-g": 1.18, "AE": 1.78, "random": None}
+METHODS = ("CAE", "DAE-g", "AE", "random")
+SETTINGS = {
+    # full run: the paper's data and architecture; budgets sized for ~1 hour on 2 cores
+    "full": dict(n_hidden=1000, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=10,
+                 ft_stages=((30, 5), (10, 3), (10, 3)), ft_lr=0.5, ft_momentum=0.9,
+                 pre_lr=1e-3, batch_size=100, seeds=(0, 1, 2)),
+    # --quick: built-in digits, small network, a few epochs
+    "quick": dict(n_hidden=100, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=2,
+                  ft_stages=((8, 3), (4, 2)), ft_lr=0.5, ft_momentum=0.9, pre_lr=3e-3,
+                  batch_size=50, seeds=(0, 1, 2)),
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="rifai2011", type=Path)
+    p.add_argument("--quick", action="store_true",
+                   help="built-in digits, 100 hidden units, a few epochs (under a minute)")
+    p.add_argument("--data-dir", default=None,
+                   help="MNIST folder (default: $NPCAE_DATA_DIR or ~/.cache/npcae/mnist)")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def load_split(quick, data_dir):
+    """``(X_train, y_train, X_val, y_val, X_test, y_test, description)``."""
+    if quick:
+        X, y = npcae.datasets.make_digits(3000, random_state=0)
+        return (X[:2000], y[:2000], X[2000:2500], y[2000:2500], X[2500:], y[2500:],
+                "built-in procedural digits (npcae.datasets.make_digits), 2000/500/500")
+    X, y = npcae.datasets.load_mnist(data_dir, split="train", download=False)
+    X_test, y_test = npcae.datasets.load_mnist(data_dir, split="test", download=False)
+    return (X[:50000], y[:50000], X[50000:], y[50000:], X_test, y_test,
+            "MNIST, 50000 train / 10000 validation (the last 10000 training images) / "
+            "10000 test")
+
+
+def pretrainer(method, value, seed, cfg):
+    """The unfitted autoencoder of ``method`` with grid value ``value`` (None: no grid)."""
+    common = dict(optimizer=Adam(lr=cfg["pre_lr"]), batch_size=cfg["batch_size"],
+                  epochs=cfg["pre_epochs"], random_state=seed, verbose=0)
+    if method == "CAE":
+        return npcae.ContractiveAutoencoder(n_hidden=cfg["n_hidden"], lam=value, tied=True,
+                                            **common)
+    if method == "AE":
+        return npcae.Autoencoder(layers=(cfg["n_hidden"],), tied=True, **common)
+    if method == "DAE-g":
+        return npcae.DenoisingAutoencoder(layers=(cfg["n_hidden"],), noise="gaussian",
+                                          noise_level=value, tied=True, **common)
+    raise ValueError(method)
+
+
+def encoder_stats(encoder, X):
+    """Mean ||J_f(x)||_F and the fraction of saturated activations (< 0.05 or > 0.95) of the
+    encoder dict (export_encoder's format) on ``X``, in blocks of rows."""
+    norms, saturated, count = [], 0, 0
+    for start in range(0, len(X), 2000):
+        H, D, _ = encoder_derivatives(X[start:start + 2000], encoder["W"], encoder["b"],
+                                      encoder["activation"])
+        norms.append(np.sqrt(np.maximum(jacobian_sq_norms(D, encoder["W"]), 0.0)))
+        saturated += int(np.sum((H[-1] < 0.05) | (H[-1] > 0.95)))
+        count += H[-1].size
+    return float(np.mean(np.concatenate(norms))), saturated / count
+
+
+def run_one(method, value, seed, data, cfg, log):
+    """Pretrain (unless random), fine-tune, evaluate: one record."""
+    X, y, X_val, y_val, X_test, y_test = data
+    record = {"method": method, "value": value, "seed": seed}
+    t0 = time.perf_counter()
+    if method == "random":
+        # the same random encoder the classifier would draw (4x Glorot-uniform, zero bias),
+        # passed as an encoder dict so that its statistics before fine-tuning can be measured
+        layer = init_layer_params("sigmoid_uniform", X.shape[1], cfg["n_hidden"], seed)
+        init_from = {"W": [layer["W"]], "b": [layer["b"]], "activation": ["sigmoid"]}
+        pre_history = None
+    else:
+        ae = pretrainer(method, value, seed, cfg).fit(X)
+        init_from, pre_history = export_encoder(ae), ae.history_["total"]
+    record["pretrain_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    clf = fine_tune(init_from, seed, data, cfg)
+    record["finetune_s"] = time.perf_counter() - t1
+    record["jnorm_before"], record["saturated_before"] = encoder_stats(init_from, X_test)
+    after = {"W": [clf.params["hidden.0.W"]], "b": [clf.params["hidden.0.b"]],
+             "activation": ["sigmoid"]}
+    record["jnorm_after"], record["saturated_after"] = encoder_stats(after, X_test)
+    record["val_error"] = 100.0 * (1.0 - clf.score(X_val, y_val))
+    record["test_error"] = 100.0 * (1.0 - clf.score(X_test, y_test))
+    record["best_epoch"] = clf.best_epoch_
+    record["epochs_run"] = clf.n_iter_
+    record["val_error_curve"] = [100.0 * e for e in clf.history_["val_error"]]
+    record["pretrain_curve"] = pre_history
+    shown = "" if value is None else f" {'lam' if method == 'CAE' else 'sigma'}={value:g}"
+    log(f"  {method}{shown} seed {seed}: val {record['val_error']:.2f} %  test "
+        f"{record['test_error']:.2f} %  (best epoch {record['best_epoch']}/"
+        f"{record['epochs_run']}; pretrain {record['pretrain_s']:.0f} s, fine-tune "
+        f"{record['finetune_s']:.0f} s; ||J||_F before {record['jnorm_before']:.3g}, saturated "
+        f"{100 * record['saturated_before']:.1f} %)")
+    return record
+
+
+def fine_tune(init_from, seed, data, cfg):
+    """MLPClassifier(init_from=...) fine-tuned by SGD with the learning rate divided by 5 on
+    each validation plateau: stage s runs at ``ft_lr / 5**s`` until the validation error has
+    not improved for its patience (at most its epochs; ``cfg["ft_stages"]``), and the best so far
+    is restored before the next stage (momentum restarts). ``best_epoch_`` is the epoch, over
+    all stages, whose parameters are kept."""
+    X, y, X_val, y_val = data[:4]
+    clf = npcae.MLPClassifier(init_from=init_from, batch_size=cfg["batch_size"],
+                              random_state=1000 + seed, warm_start=True)
+    best = (np.inf, None, 0)
+    for stage, (epochs, patience) in enumerate(cfg["ft_stages"]):
+        lr = cfg["ft_lr"] / 5 ** stage
+        clf.set_params(optimizer=SGD(lr=lr, momentum=cfg["ft_momentum"]), epochs=epochs,
+                       early_stopping=patience)
+        if stage:
+            clf.optimizer_.reset()                              # momentum restarts
+        start = getattr(clf, "n_iter_", 0)
+        clf.fit(X, y, validation_data=(X_val, y_val))
+        error = min(clf.history_["val_error"][start:])
+        if error < best[0]:                                     # (best_epoch counts from 1
+            best = (error, {k: v.copy() for k, v in clf.params.items()},   # over all stages)
+                    clf.history_["best_epoch"])
+        else:                                                   # no better: back to the best
+            for k, v in best[1].items():
+                clf.params[k][...] = v
+    clf.best_epoch_ = best[2]
+    return clf
+
+
+def summarise(records, chosen):
+    """Per method: the chosen value and the test errors of its runs (seeds in order)."""
+    rows = {}
+    for method in METHODS:
+        runs = [r for r in records if r["method"] == method and r["value"] == chosen.get(method)]
+        if runs:
+            rows[method] = runs
+    return rows
+
+
+def format_table(rows, chosen, cfg):
+    lines = [f"{'method':<8} {'chosen':<12} {'test error %':>16} {'paper %':>8} "
+             f"{'seeds':>5} {'||J_f||_F before':>17} {'saturated before':>17} "
+             f"{'||J_f||_F after':>16} {'saturated after':>16}"]
+    for method, runs in rows.items():
+        errors = np.array([r["test_error"] for r in runs])
+        std = float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan")
+        value = chosen.get(method)
+        shown = "-" if value is None else f"{'lam' if method == 'CAE' else 'sigma'}={value:g}"
+        paper = "-" if PAPER[method] is None else f"{PAPER[method]:.2f}"
+        mean = lambda key: float(np.mean([r[key] for r in runs]))  # noqa: E731
+        lines.append(f"{method:<8} {shown:<12} {errors.mean():>8.2f} +- {std:<4.2f} "
+                     f"{paper:>8} {len(runs):>5} {mean('jnorm_before'):>17.3f} "
+                     f"{100 * mean('saturated_before'):>16.1f}% {mean('jnorm_after'):>16.3f} "
+                     f"{100 * mean('saturated_after'):>15.1f}%")
+    return "\n".join(lines)
+
+
+def save_results(out, payload):
+    text = json.dumps(payload, indent=1, default=float)
+    atomic_write(out / "results.json", lambda fh: fh.write(text.encode()))
+
+
+def plot(out, rows, records, chosen):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from npcae.plotting import save_figure
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    names = list(rows)
+    means = [np.mean([r["test_error"] for r in rows[m]]) for m in names]
+    stds = [np.std([r["test_error"] for r in rows[m]], ddof=1) if len(rows[m]) > 1 else 0.0
+            for m in names]
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, means, 0.4, yerr=stds, capsize=4, label="npcae (mean +- std)")
+    paper = [PAPER[m] if PAPER[m] is not None else np.nan for m in names]
+    ax.bar(x + 0.2, paper, 0.4, label="Rifai et al. 2011, Table 1")
+    for xi, m, e, p in zip(x, names, means, paper):
+        ax.text(xi - 0.2, e, f"{e:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.text(xi + 0.2, 0 if np.isnan(p) else p, "no paper row" if np.isnan(p) else f"{p:.2f}",
+                ha="center", va="bottom", fontsize=8, rotation=90 if np.isnan(p) else 0)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("test error (%)")
+    ax.set_title("MLP test error after fine-tuning, by initialisation")
+    ax.legend(fontsize=8)
+    save_figure(fig, out / "table.png")
+    plt.close(fig)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    for m in names:
+        run = next((r for r in rows[m] if r["seed"] == 0), rows[m][0])
+        a1.plot(np.arange(1, len(run["val_error_curve"]) + 1), run["val_error_curve"],
+                marker="o", ms=3, label=m)
+        if run["pretrain_curve"]:
+            a2.plot(np.arange(1, len(run["pretrain_curve"]) + 1), run["pretrain_curve"],
+                    marker="o", ms=3, label=m)
+    a1.set_xlabel("fine-tuning epoch")
+    a1.set_ylabel("validation error (%)")
+    a1.set_yscale("log")
+    a1.set_title("fine-tuning (seed 0)")
+    a2.set_xlabel("pretraining epoch")
+    a2.set_ylabel("training objective (reconstruction + penalty)")
+    a2.set_title("pretraining (seed 0)")
+    for a in (a1, a2):
+        a.xaxis.get_major_locator().set_params(integer=True)
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    save_figure(fig, out / "curves.png")
+    plt.close(fig)
+
+
+def main():
+    args = parse_args()
+    cfg = SETTINGS["quick" if args.quick else "full"]
+    t_start = time.perf_counter()
+    *data, description = load_split(args.quick, args.data_dir)
+    lines = []
+
+    def log(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    log(f"data: {description}")
+    log(f"settings: {json.dumps(cfg)}")
+    log(f"grid: CAE lam in {list(cfg['lams'])}, DAE-g sigma in {list(cfg['sigmas'])}; AE and "
+        f"random: none. Rule: the value with the lowest validation error after fine-tuning "
+        f"with seed 0 (ties: the first), then seeds {list(cfg['seeds'][1:])} with it.")
+    grid = {"CAE": cfg["lams"], "DAE-g": cfg["sigmas"], "AE": (None,), "random": (None,)}
+    records, chosen = [], {}
+
+    def checkpoint(stage):
+        save_results(args.out, {"stage": stage, "settings": cfg, "data": description,
+                                "chosen": chosen, "records": records,
+                                "wall_s": time.perf_counter() - t_start})
+
+    seed0 = cfg["seeds"][0]
+    log(f"\nseed {seed0}: every grid value")
+    for method in METHODS:
+        for value in grid[method]:
+            records.append(run_one(method, value, seed0, data, cfg, log))
+            checkpoint(f"seed {seed0}, {method}")
+        runs = [r for r in records if r["method"] == method]
+        chosen[method] = min(runs, key=lambda r: r["val_error"])["value"]   # first on ties
+    log("chosen on seed-0 validation error: " + ", ".join(
+        f"{m} {'-' if v is None else v}" for m, v in chosen.items()))
+    for seed in cfg["seeds"][1:]:
+        log(f"\nseed {seed}: the chosen configurations")
+        for method in METHODS:
+            records.append(run_one(method, chosen[method], seed, data, cfg, log))
+            checkpoint(f"seed {seed}, {method}")
+    wall = time.perf_counter() - t_start
+    rows = summarise(records, chosen)
+    table = format_table(rows, chosen, cfg)
+    log(f"\nTable 1 (Rifai et al. 2011) rerun: MLP test error after fine-tuning, mean +- std "
+        f"over seeds {list(cfg['seeds'])}; ||J_f||_F and saturation on the test images")
+    log(table)
+    log(f"\nwall time {wall / 60:.1f} min")
+    checkpoint("done")
+    atomic_write(args.out / "table.txt", lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
+    try:
+        plot(args.out, rows, records, chosen)
+        log(f"figures in {args.out}: table.png, curves.png")
+    except ImportError:
+        log("matplotlib is not installed: no figures (pip install matplotlib)")
+
+
+if __name__ == "__main__":
+    main()

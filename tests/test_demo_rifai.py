@@ -1,0 +1,49 @@
+"""demos/rifai2011_table.py --quick end to end (built-in digits): table, results.json, figures."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+METHODS = ("CAE", "DAE-g", "AE", "random")
+
+
+@pytest.mark.slow
+def test_rifai_demo_quick_prints_the_table_and_writes_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    from conftest import REPO
+    out = tmp_path / "out"
+    env = {**os.environ, "NPCAE_DATA_DIR": str(tmp_path / "no-mnist"), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(REPO / "demos" / "rifai2011_table.py"), "--quick",
+                           "--out", str(out)], cwd=REPO / "demos", capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    stdout = done.stdout
+    assert "built-in procedural digits" in stdout
+    assert "nan" not in stdout.lower(), stdout
+    assert "grid: CAE lam in [0.5, 1.0, 2.0], DAE-g sigma in [0.25, 0.5]" in stdout
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    rows = lines[header + 1:header + 1 + len(METHODS)]
+    paper = {"CAE": "1.14", "DAE-g": "1.18", "AE": "1.78", "random": "-"}
+    for method, row in zip(METHODS, rows):
+        fields = row.split()
+        assert fields[0] == method, row
+        assert fields[3] == "+-" and 0 <= float(fields[2]) < 50, row
+        assert fields[5] == paper[method] and fields[6] == "3", row
+    results = json.loads((out / "results.json").read_text())
+    assert results["stage"] == "done"
+    assert set(results["chosen"]) == set(METHODS)
+    assert results["chosen"]["CAE"] in (0.5, 1.0, 2.0)
+    assert results["chosen"]["DAE-g"] in (0.25, 0.5)
+    # seed 0 ran every grid value; seeds 1 and 2 the chosen ones: 7 + 2 * 4 runs
+    assert len(results["records"]) == 15
+    for record in results["records"]:
+        assert 0 <= record["saturated_before"] <= 1 and record["jnorm_before"] > 0
+        assert record["val_error_curve"] and record["epochs_run"] >= 1
+        assert 1 <= record["best_epoch"] <= record["epochs_run"]
+        # the kept parameters are those of the best validation epoch over all stages
+        assert record["val_error"] == pytest.approx(min(record["val_error_curve"]))
+    for name in ("table.png", "curves.png", "table.txt"):
+        assert (out / name).stat().st_size > 0, name
