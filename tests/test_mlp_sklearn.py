@@ -35,7 +35,12 @@ def test_check_estimator_passes():
               if r["status"] == "failed"]
     assert failed == []
     skipped = [r["check_name"] for r in results if r["status"] == "skipped"]
-    assert set(skipped) <= {"check_array_api_input"}
+    allowed = {"check_array_api_input"}
+    try:
+        import pandas  # noqa: F401
+    except ImportError:                  # this check needs pandas; CI installs only the extras
+        allowed.add("check_classifier_data_not_an_array")
+    assert set(skipped) <= allowed
     passed = [r["check_name"] for r in results if r["status"] == "passed"]
     assert len(passed) >= 50
     assert {"check_classifiers_train", "check_classifiers_classes",
