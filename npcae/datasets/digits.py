@@ -785,21 +785,15 @@ def make_digits(n_samples=1000, *, random_state=None, image_size=28, dtype=np.fl
         ``shear``, ``shift_x``, ``shift_y`` (pixels), ``thickness`` (pixels),
         ``variant`` (index of the stroke template variant within its class).
     """
-    n = check_positive_int(n_samples, "n_samples")
     size = _check_image_size(image_size)
     dtype = _check_dtype(dtype)
-    rot = _check_range(rotation, "rotation", symmetric=True)
-    sc = _check_range(scale, "scale", symmetric=False, lo_bound=1e-3)
-    asp = _check_range(aspect, "aspect", symmetric=False, lo_bound=1e-3)
-    sh = _check_range(shear, "shear", symmetric=True)
-    sft = _check_range(shift, "shift", symmetric=True)
-    th = _check_range(thickness, "thickness", symmetric=False, lo_bound=1e-3)
-    for val, nm in ((deform, "deform"), (noise, "noise")):
-        if not (np.ndim(val) == 0 and np.isfinite(val) and val >= 0):
-            raise ValueError(f"{nm} must be a finite number >= 0; got {val!r}.")
+    if not (np.ndim(noise) == 0 and np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0; got {noise!r}.")
     rng = check_random_state(random_state)
-
-    F = _draw_factors(rng, n, balanced, rot, sc, asp, sh, sft, th, deform)
+    # the factors from the same generator, then the noise after them
+    F = sample_digit_factors(n_samples, random_state=rng, balanced=balanced, rotation=rotation,
+                             scale=scale, aspect=aspect, shear=shear, shift=shift,
+                             thickness=thickness, deform=deform)
     X, applied, _ = _render_factors(F, size, np.float32)
     if noise > 0:
         X += rng.normal(0.0, float(noise), size=X.shape).astype(np.float32)

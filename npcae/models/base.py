@@ -303,6 +303,15 @@ class BaseEstimator:
         """Why X must lie in [0, 1], for the error message (the loss that needs it)."""
         return f"loss={self.loss!r}"
 
+    def _bind_layers(self, bindings, grads):
+        """Point each engine layer (``(prefix, layer)`` pairs) at this model's parameter and
+        gradient arrays, and zero the gradients: the layers accumulate into them (+=)."""
+        for prefix, layer in bindings:
+            layer.bind(self.params, grads, prefix)
+        if grads is not None:
+            for g in grads.values():
+                g.fill(0)
+
     def _batch_buffer(self, ws, n, d, dtype):
         """Array the training loop gathers each minibatch into (models may place it
         inside their own scratch space to save a copy)."""

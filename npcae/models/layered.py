@@ -180,11 +180,7 @@ class LayeredAutoencoder(BaseAutoencoder):
         the loss always compares with ``X``.
         """
         encoder, decoder, bindings = self._network(X.dtype)
-        for prefix, layer in bindings:
-            layer.bind(self.params, grads, prefix)
-        if grads is not None:
-            for g in grads.values():
-                g.fill(0)                                        # everything accumulates (+=)
+        self._bind_layers(bindings, grads)
         H = encoder.forward(self._encoder_input(X, ws, rng, **noise))    # the code
         Z = decoder.forward(H)                                   # output pre-activation
         rec, G_Z = self._reconstruction(Z, X, ws)                # s * loss, dL/dZ

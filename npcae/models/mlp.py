@@ -148,12 +148,10 @@ def _check_encoder_dict(enc):
     return Ws, bs, acts
 
 
-def _softmax(Z):
-    """Row-wise softmax of the logits ``Z`` (n, C), stable (row maximum subtracted first)."""
-    P = Z - Z.max(axis=1, keepdims=True)
-    np.exp(P, out=P)
-    P /= P.sum(axis=1, keepdims=True)
-    return P
+def _log_softmax(Z):
+    """Row-wise log-softmax of the logits ``Z`` (n, C), stable (row maximum subtracted first)."""
+    Z = Z - Z.max(axis=1, keepdims=True)
+    return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
 
 
 # ------------------------------------------------------------------------- classifier
@@ -394,11 +392,7 @@ class MLPClassifier(BaseEstimator):
         its gradient written into it: ``G_Z = (P - onehot(y)) / n`` from the loss, then the
         engine's backward pass (docs/derivations.md, section "MLP classifier")."""
         network, bindings = self._network(X.dtype)
-        for prefix, layer in bindings:
-            layer.bind(self.params, grads, prefix)
-        if grads is not None:
-            for g in grads.values():
-                g.fill(0)                                    # the layers accumulate (+=)
+        self._bind_layers(bindings, grads)
         Z = network.forward(X)
         value, G_Z = softmax_cross_entropy(Z, y)             # G_Z = (P - onehot(y)) / n
         error = float(np.mean(np.argmax(Z, axis=1) != y))
@@ -592,13 +586,11 @@ class MLPClassifier(BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities ``softmax(Z)``, shape ``(n_samples, n_classes)``, columns in
         the order of ``classes_``; rows sum to 1."""
-        return _softmax(self.decision_logits(X))
+        return np.exp(_log_softmax(self.decision_logits(X)))
 
     def predict_log_proba(self, X):
         """``log predict_proba(X)``, computed from the logits (no log of 0)."""
-        Z = self.decision_logits(X)
-        Z = Z - Z.max(axis=1, keepdims=True)
-        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        return _log_softmax(self.decision_logits(X))
 
     def predict(self, X):
         """The most probable class of each row, from ``classes_``."""
