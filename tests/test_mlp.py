@@ -233,6 +233,44 @@ def test_warm_start_resumes_exactly(data):
     assert split.n_iter_ == 5
 
 
+def test_partial_fit_is_one_epoch_and_continues_exactly(data):
+    X, y = data
+    labels = np.array(["w", "x", "y", "z"])[y]
+    ae = ContractiveAutoencoder(n_hidden=5, epochs=1, random_state=0).fit(X)
+    kwargs = dict(init_from=ae, batch_size=16, random_state=3,
+                  optimizer={"name": "SGD", "lr": 0.3, "momentum": 0.9})
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        MLPClassifier(**kwargs).partial_fit(X, labels)
+    clf = MLPClassifier(**kwargs)
+    # the first batch lacks a class: classes= says which labels exist
+    first = labels != "z"
+    clf.partial_fit(X[first], labels[first], classes=np.unique(labels))
+    assert clf.classes_.tolist() == ["w", "x", "y", "z"] and clf.n_iter_ == 1
+    assert clf.params["output.W"].shape == (5, 4)
+    clf.partial_fit(X, labels)
+    assert clf.n_iter_ == 2
+    # partial_fit twice on the same data == fit with epochs=2
+    twice = MLPClassifier(**kwargs).partial_fit(X, labels, classes=np.unique(labels))
+    twice.partial_fit(X, labels, classes=["z", "y", "x", "w"])        # same set: accepted
+    whole = MLPClassifier(epochs=2, **kwargs).fit(X, labels)
+    for name in whole.params:
+        assert np.array_equal(whole.params[name], twice.params[name]), name
+    assert whole.history_["total"] == twice.history_["total"]
+    # after fit, partial_fit continues that fit (one more epoch)
+    three = MLPClassifier(epochs=3, **kwargs).fit(X, labels)
+    whole.partial_fit(X, labels)
+    for name in three.params:
+        assert np.array_equal(three.params[name], whole.params[name]), name
+    with pytest.raises(ValueError, match="differs from the classes of the first call"):
+        whole.partial_fit(X, labels, classes=["w", "x"])
+    with pytest.raises(ValueError, match="labels not seen in fit"):
+        whole.partial_fit(X, np.where(labels == "w", "v", labels))
+    with pytest.raises(ValueError, match="features"):
+        whole.partial_fit(X[:, :-1], labels)
+    with pytest.raises(ValueError, match="only one label"):
+        MLPClassifier(**kwargs).partial_fit(X, labels, classes=["w"])
+
+
 def test_the_unsupervised_loop_is_unchanged_by_the_targets_option(data):
     """fit_loop without y gives the autoencoders exactly what it gave before (same calls)."""
     X, _ = data

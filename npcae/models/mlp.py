@@ -496,6 +496,55 @@ class MLPClassifier(BaseEstimator):
         self._train(X, self.epochs, X_val, y=codes, y_val=codes_val)
         return self
 
+    def partial_fit(self, X, y, classes=None):
+        """One pass of minibatch steps over the rows of ``(X, y)`` (reshuffled); returns self.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like, shape (n_samples,)
+        classes : array_like, shape (n_classes,), optional
+            Every label any call may hold. Required on the first call (one batch
+            need not show every class); later calls may omit it, or must repeat it.
+
+        The first call initialises the model (from ``init_from`` when set); later
+        calls, and calls after ``fit``, continue with the same parameters, optimizer
+        state and minibatch generator. Each call appends one entry to ``history_``
+        and adds one to ``n_iter_``: ``partial_fit`` twice gives bit for bit the
+        parameters of ``fit`` with ``epochs=2`` on the same data.
+        """
+        self._check_hyperparameters()
+        resume = self.__sklearn_is_fitted__()       # after fit, partial_fit, load, initialize
+        if classes is not None:
+            classes = np.unique(self._validate_y(classes, np.size(classes), "classes"))
+        if resume:
+            if classes is not None and not np.array_equal(classes, self.classes_):
+                raise ValueError(f"classes={classes.tolist()[:10]} differs from the classes "
+                                 f"of the first call, {self.classes_.tolist()[:10]}; pass the "
+                                 f"same classes, or omit them after the first call.")
+            self._check_warm_architecture()
+            X = self._validate_X(X, warm=True)
+        else:
+            if classes is None:
+                raise ValueError(f"classes must be passed on the first call to partial_fit: "
+                                 f"every label that any call may hold, e.g. "
+                                 f"{type(self).__name__}().partial_fit(X, y, "
+                                 f"classes=np.unique(y_all)).")
+            if len(classes) < 2:
+                raise ValueError(f"classes has only one label ({classes.tolist()}); a "
+                                 f"classifier needs at least two classes.")
+            X = self._validate_X(X, reset=True)
+        y = self._validate_y(y, X.shape[0])
+        if not resume:
+            self.classes_ = classes
+        codes = self._encode_y(y)
+        if resume:
+            self._resume_training_state()
+        else:
+            self._start_training_state(X.shape[1])
+        self._train(X, 1, None, y=codes)
+        return self
+
     def _check_warm_architecture(self):
         """Refuse a warm start whose hyperparameters now describe another network."""
         widths, acts = self._architecture_from_hyperparameters()
