@@ -79,12 +79,12 @@ METHODS = ("CAE", "DAE-g", "AE", "random")
 SETTINGS = {
     # full run: the paper's data and architecture; budgets sized for ~1 hour on 2 cores
     "full": dict(n_hidden=1000, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=10,
-                 ft_stages=((30, 5), (10, 3), (10, 3)), ft_lr=0.5, ft_momentum=0.9,
-                 pre_lr=1e-3, batch_size=100, seeds=(0, 1, 2)),
+                 pre_lr=1e-3, batch_size=100, ft_lrs=(0.5, 0.1), ft_momentum=0.9,
+                 ft_batch_size=100, ft_stages=((30, 5), (10, 3), (10, 3)), seeds=(0, 1, 2)),
     # --quick: built-in digits, small network, a few epochs
     "quick": dict(n_hidden=100, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=2,
-                  ft_stages=((8, 3), (4, 2)), ft_lr=0.5, ft_momentum=0.9, pre_lr=3e-3,
-                  batch_size=50, seeds=(0, 1, 2)),
+                  pre_lr=3e-3, batch_size=50, ft_lrs=(0.5, 0.1), ft_momentum=0.9,
+                  ft_batch_size=50, ft_stages=((8, 3), (4, 2)), seeds=(0, 1, 2)),
 }
 
 
@@ -141,23 +141,30 @@ def encoder_stats(encoder, X):
     return float(np.mean(np.concatenate(norms))), saturated / count
 
 
-def run_one(method, value, seed, data, cfg, log):
-    """Pretrain (unless random), fine-tune, evaluate: one record."""
-    X, y, X_val, y_val, X_test, y_test = data
-    record = {"method": method, "value": value, "seed": seed}
+def pretrain(method, value, seed, data, cfg):
+    """``(init_from, pretraining curve, seconds)``: the pretrained encoder of ``method`` (an
+    encoder dict), or for "random" the 4x Glorot-uniform encoder the classifier would draw."""
+    X = data[0]
     t0 = time.perf_counter()
     if method == "random":
         # the same random encoder the classifier would draw (4x Glorot-uniform, zero bias),
         # passed as an encoder dict so that its statistics before fine-tuning can be measured
         layer = init_layer_params("sigmoid_uniform", X.shape[1], cfg["n_hidden"], seed)
-        init_from = {"W": [layer["W"]], "b": [layer["b"]], "activation": ["sigmoid"]}
-        pre_history = None
-    else:
-        ae = pretrainer(method, value, seed, cfg).fit(X)
-        init_from, pre_history = export_encoder(ae), ae.history_["total"]
-    record["pretrain_s"] = time.perf_counter() - t0
+        return ({"W": [layer["W"]], "b": [layer["b"]], "activation": ["sigmoid"]}, None,
+                time.perf_counter() - t0)
+    ae = pretrainer(method, value, seed, cfg).fit(X)
+    return export_encoder(ae), ae.history_["total"], time.perf_counter() - t0
+
+
+def run_one(method, value, lr, seed, pretrained, data, cfg, log):
+    """Fine-tune from ``pretrained`` (:func:`pretrain`'s result) at learning rate ``lr`` and
+    evaluate: one record."""
+    X, y, X_val, y_val, X_test, y_test = data
+    init_from, pre_history, pretrain_s = pretrained
+    record = {"method": method, "value": value, "ft_lr": lr, "seed": seed,
+              "pretrain_s": pretrain_s}
     t1 = time.perf_counter()
-    clf = fine_tune(init_from, seed, data, cfg)
+    clf = fine_tune(init_from, lr, seed, data, cfg)
     record["finetune_s"] = time.perf_counter() - t1
     record["jnorm_before"], record["saturated_before"] = encoder_stats(init_from, X_test)
     after = {"W": [clf.params["hidden.0.W"]], "b": [clf.params["hidden.0.b"]],
@@ -169,28 +176,33 @@ def run_one(method, value, seed, data, cfg, log):
     record["epochs_run"] = clf.n_iter_
     record["val_error_curve"] = [100.0 * e for e in clf.history_["val_error"]]
     record["pretrain_curve"] = pre_history
-    shown = "" if value is None else f" {'lam' if method == 'CAE' else 'sigma'}={value:g}"
-    log(f"  {method}{shown} seed {seed}: val {record['val_error']:.2f} %  test "
-        f"{record['test_error']:.2f} %  (best epoch {record['best_epoch']}/"
+    log(f"  {method} {describe(method, (value, lr))} seed {seed}: val {record['val_error']:.2f} %"
+        f"  test {record['test_error']:.2f} %  (best epoch {record['best_epoch']}/"
         f"{record['epochs_run']}; pretrain {record['pretrain_s']:.0f} s, fine-tune "
         f"{record['finetune_s']:.0f} s; ||J||_F before {record['jnorm_before']:.3g}, saturated "
         f"{100 * record['saturated_before']:.1f} %)")
     return record
 
 
-def fine_tune(init_from, seed, data, cfg):
+def describe(method, choice):
+    """``"lam=0.5,lr=0.1"``: a grid point ``(value, lr)`` as the table shows it."""
+    value, lr = choice
+    name = {"CAE": "lam", "DAE-g": "sigma"}.get(method)
+    return (f"{name}={value:g}," if name else "") + f"lr={lr:g}"
+
+
+def fine_tune(init_from, lr, seed, data, cfg):
     """MLPClassifier(init_from=...) fine-tuned by SGD with the learning rate divided by 5 on
-    each validation plateau: stage s runs at ``ft_lr / 5**s`` until the validation error has
+    each validation plateau: stage s runs at ``lr / 5**s`` until the validation error has
     not improved for its patience (at most its epochs; ``cfg["ft_stages"]``), and the best so far
-    is restored before the next stage (momentum restarts). ``best_epoch_`` is the epoch, over
+    is restored before the next stage (momentum restarts); ``lr`` is the first stage's. ``best_epoch_`` is the epoch, over
     all stages, whose parameters are kept."""
     X, y, X_val, y_val = data[:4]
-    clf = npcae.MLPClassifier(init_from=init_from, batch_size=cfg["batch_size"],
+    clf = npcae.MLPClassifier(init_from=init_from, batch_size=cfg["ft_batch_size"],
                               random_state=1000 + seed, warm_start=True)
     best = (np.inf, None, 0)
     for stage, (epochs, patience) in enumerate(cfg["ft_stages"]):
-        lr = cfg["ft_lr"] / 5 ** stage
-        clf.set_params(optimizer=SGD(lr=lr, momentum=cfg["ft_momentum"]), epochs=epochs,
+        clf.set_params(optimizer=SGD(lr=lr / 5 ** stage, momentum=cfg["ft_momentum"]), epochs=epochs,
                        early_stopping=patience)
         if stage:
             clf.optimizer_.reset()                              # momentum restarts
@@ -211,24 +223,24 @@ def summarise(records, chosen):
     """Per method: the chosen value and the test errors of its runs (seeds in order)."""
     rows = {}
     for method in METHODS:
-        runs = [r for r in records if r["method"] == method and r["value"] == chosen.get(method)]
+        runs = [r for r in records if r["method"] == method
+                and (r["value"], r["ft_lr"]) == chosen.get(method)]
         if runs:
             rows[method] = runs
     return rows
 
 
 def format_table(rows, chosen, cfg):
-    lines = [f"{'method':<8} {'chosen':<12} {'test error %':>16} {'paper %':>8} "
+    lines = [f"{'method':<8} {'chosen':<17} {'test error %':>16} {'paper %':>8} "
              f"{'seeds':>5} {'||J_f||_F before':>17} {'saturated before':>17} "
              f"{'||J_f||_F after':>16} {'saturated after':>16}"]
     for method, runs in rows.items():
         errors = np.array([r["test_error"] for r in runs])
         std = float(np.std(errors, ddof=1)) if len(errors) > 1 else float("nan")
-        value = chosen.get(method)
-        shown = "-" if value is None else f"{'lam' if method == 'CAE' else 'sigma'}={value:g}"
+        shown = describe(method, chosen[method])
         paper = "-" if PAPER[method] is None else f"{PAPER[method]:.2f}"
         mean = lambda key: float(np.mean([r[key] for r in runs]))  # noqa: E731
-        lines.append(f"{method:<8} {shown:<12} {errors.mean():>8.2f} +- {std:<4.2f} "
+        lines.append(f"{method:<8} {shown:<17} {errors.mean():>8.2f} +- {std:<4.2f} "
                      f"{paper:>8} {len(runs):>5} {mean('jnorm_before'):>17.3f} "
                      f"{100 * mean('saturated_before'):>16.1f}% {mean('jnorm_after'):>16.3f} "
                      f"{100 * mean('saturated_after'):>15.1f}%")
@@ -300,9 +312,10 @@ def main():
 
     log(f"data: {description}")
     log(f"settings: {json.dumps(cfg)}")
-    log(f"grid: CAE lam in {list(cfg['lams'])}, DAE-g sigma in {list(cfg['sigmas'])}; AE and "
-        f"random: none. Rule: the value with the lowest validation error after fine-tuning "
-        f"with seed 0 (ties: the first), then seeds {list(cfg['seeds'][1:])} with it.")
+    log(f"grid: CAE lam in {list(cfg['lams'])}, DAE-g sigma in {list(cfg['sigmas'])}; "
+        f"fine-tuning lr in {list(cfg['ft_lrs'])} for every method (AE and random: lr only). "
+        f"Rule: the point with the lowest validation error after fine-tuning with seed 0 "
+        f"(ties: the first), then seeds {list(cfg['seeds'][1:])} with it.")
     grid = {"CAE": cfg["lams"], "DAE-g": cfg["sigmas"], "AE": (None,), "random": (None,)}
     records, chosen = [], {}
 
@@ -312,19 +325,24 @@ def main():
                                 "wall_s": time.perf_counter() - t_start})
 
     seed0 = cfg["seeds"][0]
-    log(f"\nseed {seed0}: every grid value")
+    log(f"\nseed {seed0}: every grid point (one pretraining per value, fine-tuned at each lr)")
     for method in METHODS:
         for value in grid[method]:
-            records.append(run_one(method, value, seed0, data, cfg, log))
-            checkpoint(f"seed {seed0}, {method}")
+            pretrained = pretrain(method, value, seed0, data, cfg)
+            for lr in cfg["ft_lrs"]:
+                records.append(run_one(method, value, lr, seed0, pretrained, data, cfg, log))
+                checkpoint(f"seed {seed0}, {method}")
         runs = [r for r in records if r["method"] == method]
-        chosen[method] = min(runs, key=lambda r: r["val_error"])["value"]   # first on ties
+        best = min(runs, key=lambda r: r["val_error"])                  # first on ties
+        chosen[method] = (best["value"], best["ft_lr"])
     log("chosen on seed-0 validation error: " + ", ".join(
-        f"{m} {'-' if v is None else v}" for m, v in chosen.items()))
+        f"{m} {describe(m, c)}" for m, c in chosen.items()))
     for seed in cfg["seeds"][1:]:
         log(f"\nseed {seed}: the chosen configurations")
         for method in METHODS:
-            records.append(run_one(method, chosen[method], seed, data, cfg, log))
+            value, lr = chosen[method]
+            pretrained = pretrain(method, value, seed, data, cfg)
+            records.append(run_one(method, value, lr, seed, pretrained, data, cfg, log))
             checkpoint(f"seed {seed}, {method}")
     wall = time.perf_counter() - t_start
     rows = summarise(records, chosen)

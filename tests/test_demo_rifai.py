@@ -22,7 +22,9 @@ def test_rifai_demo_quick_prints_the_table_and_writes_results(tmp_path):
     stdout = done.stdout
     assert "built-in procedural digits" in stdout
     assert "nan" not in stdout.lower(), stdout
-    assert "grid: CAE lam in [0.5, 1.0, 2.0], DAE-g sigma in [0.25, 0.5]" in stdout
+    assert ("grid: CAE lam in [0.5, 1.0, 2.0], DAE-g sigma in [0.25, 0.5]; fine-tuning lr in "
+            "[0.5, 0.1] for every method") in stdout
+    results = json.loads((out / "results.json").read_text())
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("method"))
     rows = lines[header + 1:header + 1 + len(METHODS)]
@@ -30,15 +32,30 @@ def test_rifai_demo_quick_prints_the_table_and_writes_results(tmp_path):
     for method, row in zip(METHODS, rows):
         fields = row.split()
         assert fields[0] == method, row
+        value, lr = results["chosen"][method]
+        assert fields[1] == ("" if value is None else
+                             f"{'lam' if method == 'CAE' else 'sigma'}={value:g},") + f"lr={lr:g}"
         assert fields[3] == "+-" and 0 <= float(fields[2]) < 50, row
         assert fields[5] == paper[method] and fields[6] == "3", row
-    results = json.loads((out / "results.json").read_text())
     assert results["stage"] == "done"
     assert set(results["chosen"]) == set(METHODS)
-    assert results["chosen"]["CAE"] in (0.5, 1.0, 2.0)
-    assert results["chosen"]["DAE-g"] in (0.25, 0.5)
-    # seed 0 ran every grid value; seeds 1 and 2 the chosen ones: 7 + 2 * 4 runs
-    assert len(results["records"]) == 15
+    assert results["chosen"]["CAE"][0] in (0.5, 1.0, 2.0)
+    assert results["chosen"]["DAE-g"][0] in (0.25, 0.5)
+    assert results["chosen"]["AE"][0] is None and results["chosen"]["random"][0] is None
+    assert all(lr in (0.5, 0.1) for _, lr in results["chosen"].values())
+    # seed 0 ran every grid point, (3 + 2 + 1 + 1) values x 2 learning rates; seeds 1 and 2
+    # the chosen ones: 14 + 2 * 4 runs
+    assert len(results["records"]) == 22
+    seed0 = [(r["method"], r["value"], r["ft_lr"]) for r in results["records"] if r["seed"] == 0]
+    assert len(set(seed0)) == 14
+    # the rows are the chosen points' runs: the chosen point has the lowest seed-0 val error
+    for method in METHODS:
+        runs = [r for r in results["records"] if r["method"] == method and r["seed"] == 0]
+        best = min(runs, key=lambda r: r["val_error"])
+        assert [best["value"], best["ft_lr"]] == results["chosen"][method]
+        mean = sum(r["test_error"] for r in results["records"] if r["method"] == method
+                   and [r["value"], r["ft_lr"]] == results["chosen"][method]) / 3
+        assert f"{mean:.2f}" == rows[METHODS.index(method)].split()[2]
     for record in results["records"]:
         assert 0 <= record["saturated_before"] <= 1 and record["jnorm_before"] > 0
         assert record["val_error_curve"] and record["epochs_run"] >= 1
