@@ -77,10 +77,10 @@ from npcae.penalties import encoder_derivatives, jacobian_sq_norms
 PAPER = {"CAE": 1.14, "DAE-g": 1.18, "AE": 1.78, "random": None}
 METHODS = ("CAE", "DAE-g", "AE", "random")
 SETTINGS = {
-    # full run: the paper's data and architecture; budgets sized for ~1 hour on 2 cores
-    "full": dict(n_hidden=1000, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=10,
-                 pre_lr=1e-3, batch_size=100, ft_lrs=(0.5, 0.1), ft_momentum=0.9,
-                 ft_batch_size=100, ft_stages=((30, 5), (10, 3), (10, 3)), seeds=(0, 1, 2)),
+    # full run: the paper's data and architecture; budgets sized for ~70 min on 2 cores
+    "full": dict(n_hidden=1000, lams=(0.25, 0.5, 1.0), sigmas=(0.25, 0.5), pre_epochs=20,
+                 pre_lr=1e-3, batch_size=100, ft_lrs=(0.1, 0.03), ft_momentum=0.9,
+                 ft_batch_size=20, ft_stages=((30, 5), (10, 3)), seeds=(0, 1, 2)),
     # --quick: built-in digits, small network, a few epochs
     "quick": dict(n_hidden=100, lams=(0.5, 1.0, 2.0), sigmas=(0.25, 0.5), pre_epochs=2,
                   pre_lr=3e-3, batch_size=50, ft_lrs=(0.5, 0.1), ft_momentum=0.9,
