@@ -13,12 +13,17 @@ METHODS = ("CAE", "DAE-g", "AE", "random")
 def test_rifai_demo_quick_prints_the_table_and_writes_results(tmp_path):
     pytest.importorskip("matplotlib")
     from conftest import REPO
-    out = tmp_path / "out"
     env = {**os.environ, "NPCAE_DATA_DIR": str(tmp_path / "no-mnist"), "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(REPO / "demos" / "rifai2011_table.py"), "--quick",
-                           "--out", str(out)], cwd=REPO / "demos", capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
+
+    def run(out, *extra):
+        done = subprocess.run([sys.executable, str(REPO / "demos" / "rifai2011_table.py"),
+                               "--quick", "--out", str(out), *extra], cwd=REPO / "demos",
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    out = tmp_path / "out"
+    done = run(out)
     stdout = done.stdout
     assert "built-in procedural digits" in stdout
     assert "nan" not in stdout.lower(), stdout
@@ -64,3 +69,11 @@ def test_rifai_demo_quick_prints_the_table_and_writes_results(tmp_path):
         assert record["val_error"] == pytest.approx(min(record["val_error_curve"]))
     for name in ("table.png", "curves.png", "table.txt"):
         assert (out / name).stat().st_size > 0, name
+
+    # two worker processes: the same runs, the same numbers, in the same order
+    run(tmp_path / "out2", "--jobs", "2")
+    parallel = json.loads((tmp_path / "out2" / "results.json").read_text())
+    keys = ("method", "value", "ft_lr", "seed", "val_error", "test_error", "val_error_curve")
+    assert [[r[k] for k in keys] for r in parallel["records"]] == \
+        [[r[k] for k in keys] for r in results["records"]]
+    assert parallel["chosen"] == results["chosen"]
