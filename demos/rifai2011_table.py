@@ -398,8 +398,11 @@ def main():
 
     seed0 = cfg["seeds"][0]
     log(f"\nseed {seed0}: every grid point (one pretraining per value, fine-tuned at each lr)")
-    jobs = [(method, value, seed0, cfg["ft_lrs"]) for method in METHODS
-            for value in grid[method]]
+    # one job per pretraining (fine-tuned at each lr); the random initialisation has nothing to
+    # share between its lrs, so one job per lr (keeps both workers busy; same record order)
+    jobs = [(method, value, seed0, lrs) for method in METHODS for value in grid[method]
+            for lrs in ([(lr,) for lr in cfg["ft_lrs"]] if method == "random"
+                        else [cfg["ft_lrs"]])]
     for result in run_jobs(jobs, cfg, args):
         records.extend(result)
         for record in result:
