@@ -477,22 +477,9 @@ class MLPClassifier(BaseEstimator):
         """
         self._check_hyperparameters()
         warm = bool(self.warm_start) and self.__sklearn_is_fitted__()
-        if warm:
-            self._check_warm_architecture()
-        X = self._validate_X(X, warm=warm, reset=not warm)
-        y = self._validate_y(y, X.shape[0])
-        if not warm:
-            classes = np.unique(y)
-            if len(classes) < 2:
-                raise ValueError(f"y has only one class ({classes.tolist()}); a classifier "
-                                 f"needs at least two classes to train.")
-            self.classes_ = classes
-        codes = self._encode_y(y)
+        X, codes = self._training_data(X, y, warm, classes=None)
         X_val, codes_val = self._validate_validation_data(validation_data, X.shape[1])
-        if warm:
-            self._resume_training_state()
-        else:
-            self._start_training_state(X.shape[1])
+        self._begin_training(warm, X.shape[1])
         self._train(X, self.epochs, X_val, y=codes, y_val=codes_val)
         return self
 
@@ -517,33 +504,46 @@ class MLPClassifier(BaseEstimator):
         resume = self.__sklearn_is_fitted__()       # after fit, partial_fit, load, initialize
         if classes is not None:
             classes = np.unique(self._validate_y(classes, np.size(classes), "classes"))
-        if resume:
-            if classes is not None and not np.array_equal(classes, self.classes_):
+            if resume and not np.array_equal(classes, self.classes_):
                 raise ValueError(f"classes={classes.tolist()[:10]} differs from the classes "
                                  f"of the first call, {self.classes_.tolist()[:10]}; pass the "
                                  f"same classes, or omit them after the first call.")
-            self._check_warm_architecture()
-            X = self._validate_X(X, warm=True)
-        else:
-            if classes is None:
-                raise ValueError(f"classes must be passed on the first call to partial_fit: "
-                                 f"every label that any call may hold, e.g. "
-                                 f"{type(self).__name__}().partial_fit(X, y, "
-                                 f"classes=np.unique(y_all)).")
-            if len(classes) < 2:
-                raise ValueError(f"classes has only one label ({classes.tolist()}); a "
-                                 f"classifier needs at least two classes.")
-            X = self._validate_X(X, reset=True)
-        y = self._validate_y(y, X.shape[0])
-        if not resume:
-            self.classes_ = classes
-        codes = self._encode_y(y)
-        if resume:
-            self._resume_training_state()
-        else:
-            self._start_training_state(X.shape[1])
+        elif not resume:
+            raise ValueError(f"classes must be passed on the first call to partial_fit: "
+                             f"every label that any call may hold, e.g. "
+                             f"{type(self).__name__}().partial_fit(X, y, "
+                             f"classes=np.unique(y_all)).")
+        X, codes = self._training_data(X, y, resume, classes=classes)
+        self._begin_training(resume, X.shape[1])
         self._train(X, 1, None, y=codes)
         return self
+
+    def _training_data(self, X, y, warm, classes):
+        """Validated ``X`` and the class codes of ``y`` for :meth:`fit` / :meth:`partial_fit`.
+
+        ``warm``: continue the fitted network (its architecture, feature count and
+        ``classes_`` are checked). Otherwise ``classes_`` is set to ``classes``
+        (``np.unique(y)`` when None), which must hold at least two labels.
+        """
+        if warm:
+            self._check_warm_architecture()
+        X = self._validate_X(X, warm=warm, reset=not warm)
+        y = self._validate_y(y, X.shape[0])
+        if not warm:
+            source = "y" if classes is None else "classes"
+            classes = np.unique(y) if classes is None else classes
+            if len(classes) < 2:
+                raise ValueError(f"{source} has only one label ({classes.tolist()}), i.e. one "
+                                 f"class; a classifier needs at least two classes to train.")
+            self.classes_ = classes
+        return X, self._encode_y(y)
+
+    def _begin_training(self, warm, n_features):
+        """Resume the stored training state, or start a fresh one for ``n_features``."""
+        if warm:
+            self._resume_training_state()
+        else:
+            self._start_training_state(n_features)
 
     def _check_warm_architecture(self):
         """Refuse a warm start whose hyperparameters now describe another network."""
