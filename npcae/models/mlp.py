@@ -148,6 +148,15 @@ def _check_encoder_dict(enc):
     return Ws, bs, acts
 
 
+def _terms(Z, codes):
+    """The classifier's objective terms on the logits ``Z`` (n, C) and class codes ``codes``
+    (n,): ``{"cross_entropy", "error", "total"}`` (means over the rows; total is the cross-
+    entropy), and ``G_Z = dL/dZ = (P - onehot(codes)) / n`` from the loss."""
+    value, G_Z = softmax_cross_entropy(Z, codes)
+    error = float(np.mean(np.argmax(Z, axis=1) != codes))
+    return {"cross_entropy": value, "error": error, "total": value}, G_Z
+
+
 def _log_softmax(Z):
     """Row-wise log-softmax of the logits ``Z`` (n, C), stable (row maximum subtracted first)."""
     Z = Z - Z.max(axis=1, keepdims=True)
@@ -394,12 +403,10 @@ class MLPClassifier(BaseEstimator):
         network, bindings = self._network(X.dtype)
         self._bind_layers(bindings, grads)
         Z = network.forward(X)
-        value, G_Z = softmax_cross_entropy(Z, y)             # G_Z = (P - onehot(y)) / n
-        error = float(np.mean(np.argmax(Z, axis=1) != y))
-        terms = {"cross_entropy": value, "error": error, "total": value}
+        terms, G_Z = _terms(Z, y)                            # G_Z = (P - onehot(y)) / n
         if grads is not None:
             network.backward(G_Z.astype(Z.dtype, copy=False))
-        return value, terms
+        return terms["total"], terms
 
     def _logits(self, X):
         """``Z`` (n, C) with plain products (inference: nothing cached)."""
@@ -601,10 +608,8 @@ class MLPClassifier(BaseEstimator):
         validation call)."""
         sums = {}
         for start, stop in self._eval_blocks(X):
-            Z = self._logits(X[start:stop])
-            value, _ = softmax_cross_entropy(Z, codes[start:stop])
-            error = float(np.mean(np.argmax(Z, axis=1) != codes[start:stop]))
-            for key, v in (("cross_entropy", value), ("error", error), ("total", value)):
+            terms, _ = _terms(self._logits(X[start:stop]), codes[start:stop])
+            for key, v in terms.items():
                 sums[key] = sums.get(key, 0.0) + v * (stop - start)
         return {key: value / X.shape[0] for key, value in sums.items()}
 
@@ -648,9 +653,8 @@ class MLPClassifier(BaseEstimator):
 
     def score(self, X, y, sample_weight=None):
         """Accuracy: the fraction of rows whose prediction equals ``y`` (optionally weighted)."""
-        X = self._ready(X)
-        y = self._validate_y(y, X.shape[0])
-        correct = self.classes_[np.argmax(self._logits(X), axis=1)] == y
+        predicted = self.predict(X)
+        correct = predicted == self._validate_y(y, len(predicted))
         if sample_weight is None:
             return float(np.mean(correct))
         w = as_float_array(sample_weight, "sample_weight", ndim=1, convert_numeric=True)
